@@ -1,0 +1,507 @@
+"""The machinery every attribution method shares (written once, used by all).
+
+* :class:`ModelCall` traces one call of the user's QNode into its tape (nothing runs), finds the
+  input encoding and the outputs, and validates the input.
+* :class:`Engine` turns requests such as "the input gradient at these points" or "the amplitude
+  kernel of these pairs" into tapes; every request of one explanation is collected in a
+  :class:`TapeBatch` and executed by **one** :func:`qml.execute` call.
+* :class:`ExplainedQNode` is what the decorators return: a callable with the QNode's own
+  signature that selects the target, and formats the result (values, completeness delta,
+  standard errors).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+import pennylane as qml
+
+from . import amplitude_kernel, angle_gradient
+from .encodings import (
+    find_amplitude_encoding,
+    flatten_outputs,
+    input_parameter_indices,
+    output_sentences,
+)
+from .execution import ancilla_and_device, execute_batch, shots_of
+
+GRADIENT_RULES = ("auto", "hadamard_all", "hadamard", "adjoint", "backprop", "parameter-shift")
+_STATE_SIMULATORS = ("default.qubit", "lightning.qubit", "lightning.kokkos", "lightning.gpu")
+
+
+class Attribution(NamedTuple):
+    """A method's raw result: ``values`` and ``variance`` of shape ``(n_outputs, *feature_shape)``
+    and, when requested, ``delta`` of shape ``(n_outputs,)``."""
+
+    values: object
+    variance: object
+    delta: object = None
+
+
+# ---------------------------------------------------------------------------------------------
+# one batch of tapes per explanation
+# ---------------------------------------------------------------------------------------------
+
+
+class TapeBatch:
+    """Collect ``(tapes, postprocessing)`` requests; execute them all at once."""
+
+    def __init__(self):
+        self.tapes = []
+        self._requests = []
+
+    def add(self, tapes, postprocess):
+        """Queue ``tapes``; returns an index whose value :meth:`run` fills in."""
+        self._requests.append((len(self.tapes), len(tapes), postprocess))
+        self.tapes.extend(tapes)
+        return len(self._requests) - 1
+
+    def run(self, device, diff_method):
+        results = execute_batch(self.tapes, device, diff_method=diff_method)
+        return [fn(results[start : start + size]) for start, size, fn in self._requests]
+
+
+# ---------------------------------------------------------------------------------------------
+# a traced call of the model
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_finite(x, name):
+    if qml.math.is_abstract(x):
+        return
+    values = np.asarray(qml.math.unwrap(x))
+    if not np.issubdtype(values.dtype, np.number):
+        raise TypeError(f"{name} must be numeric, got dtype {values.dtype}.")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} contains NaN or inf; attributions need finite values.")
+
+
+class ModelCall:
+    """One call ``qnode(*args, **kwargs)`` traced into its tape, with the input at ``argnum``.
+
+    >>> dev = qml.device("default.qubit", wires=1)
+    >>> @qml.qnode(dev)
+    ... def f(x):
+    ...     qml.RY(x[0], 0)
+    ...     return qml.expval(qml.Z(0))
+    >>> call = ModelCall(f, (np.array([0.3]),), {}, 0)
+    >>> call.kind, call.n_outputs
+    ('angle', 1)
+    """
+
+    def __init__(self, qnode, args, kwargs, argnum):
+        if not isinstance(qnode, qml.QNode):
+            raise TypeError(f"Attribution decorators wrap a qml.QNode, got {type(qnode).__name__}.")
+        if not -len(args) <= argnum < len(args):
+            raise ValueError(
+                f"argnums={argnum} does not name an argument of the call ({len(args)} given)."
+            )
+        self.qnode, self.args, self.kwargs = qnode, tuple(args), kwargs
+        self.argnum = argnum % len(args)
+        self.x = args[self.argnum]
+        if isinstance(self.x, (list, tuple)) or np.isscalar(self.x):
+            self.x = qml.math.asarray(self.x, like="numpy") * 1.0
+            self.args = self.args[: self.argnum] + (self.x,) + self.args[self.argnum + 1 :]
+        _check_finite(self.x, "The input")
+        self.shape = tuple(qml.math.shape(self.x))
+        self.tape = self.tape_at(self.x)
+        self.encoding = find_amplitude_encoding(self.tape)
+        self.sentences = output_sentences(self.tape)
+        self.shots = shots_of(self.tape)
+        if self.encoding is not None:
+            self._check_amplitude_input()
+
+    @property
+    def kind(self):
+        return "amplitude" if self.encoding is not None else "angle"
+
+    @property
+    def n_outputs(self):
+        return len(self.sentences)
+
+    @property
+    def feature_shape(self):
+        """Shape of an attribution: the input's, or the padded amplitude vector's."""
+        if self.encoding is not None and int(np.prod(self.shape)) != self.encoding.dim:
+            return (self.encoding.dim,)
+        return self.shape
+
+    def tape_at(self, x):
+        """The tape of the model with the input replaced by ``x`` (nothing is executed)."""
+        args = self.args[: self.argnum] + (x,) + self.args[self.argnum + 1 :]
+        try:
+            return qml.workflow.construct_tape(self.qnode, level="user")(*args, **self.kwargs)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"The model cannot be built with an input of shape {qml.math.shape(x)}: {error}"
+            ) from error
+
+    def _check_amplitude_input(self):
+        if not qml.math.is_abstract(self.x) and np.allclose(qml.math.unwrap(self.x), 0):
+            raise ValueError("An all-zero vector cannot be amplitude-embedded; give a non-zero input.")
+
+    def amplitude_of(self, x):
+        """The amplitude vector the embedding prepares for ``x`` (zero stays zero)."""
+        if not qml.math.is_abstract(x) and np.allclose(qml.math.unwrap(x), 0):
+            return qml.math.zeros_like(self.encoding.vector)
+        return find_amplitude_encoding(self.tape_at(x)).vector
+
+    @functools.cached_property
+    def input_indices(self):
+        """Gate parameters of the expanded tape that depend on the input (angle encodings)."""
+
+        def tape_of(*args, **kwargs):
+            tape = qml.workflow.construct_tape(self.qnode, level="user")(*args, **kwargs)
+            return angle_gradient.expand_for_shifts(tape)
+
+        indices = input_parameter_indices(tape_of, self.args, self.kwargs, self.argnum)
+        if not indices:
+            raise ValueError(
+                "No gate parameter of the circuit depends on the input argument "
+                f"(argnums={self.argnum}); check argnums."
+            )
+        return indices
+
+    def expanded_tape_at(self, x):
+        return angle_gradient.expand_for_shifts(self.tape_at(x))
+
+    def input_params(self, x):
+        """The input-dependent gate parameters at ``x`` as one flat vector."""
+        params = self.expanded_tape_at(x).get_parameters(trainable_only=False)
+        return qml.math.stack([qml.math.reshape(params[i], ()) for i in self.input_indices])
+
+
+# ---------------------------------------------------------------------------------------------
+# requests of the attribution methods
+# ---------------------------------------------------------------------------------------------
+
+
+def _differentiated(args, argnum):
+    """Whether a non-input argument is being differentiated by JAX right now (eager grad)."""
+    leaves = [leaf for i, a in enumerate(args) if i != argnum for leaf in _leaves(a)]
+    return any(type(leaf).__name__ in ("JVPTracer", "LinearizeTracer") for leaf in leaves)
+
+
+def _leaves(value):
+    try:
+        import jax  # pylint: disable=import-outside-toplevel
+    except ImportError:  # pragma: no cover
+        return [value]
+    return jax.tree_util.tree_leaves(value)
+
+
+def _is_complex(v):
+    return "complex" in str(qml.math.get_dtype_name(v))
+
+
+def _norm(v):
+    return qml.math.sqrt(qml.math.sum(qml.math.abs(v) ** 2))
+
+
+def safe_unit(v):
+    """``(v/‖v‖, ‖v‖)``; a zero vector maps to the uniform state with norm 0 (so its term
+    vanishes) without any branch on values, which keeps it jit-compatible."""
+    norm = _norm(v)
+    dim = qml.math.shape(v)[0]
+    uniform = qml.math.ones_like(v) / np.sqrt(dim)
+    is_zero = norm < 1e-300
+    unit = qml.math.where(is_zero, uniform, v / qml.math.where(is_zero, 1.0, norm))
+    return unit, norm
+
+
+class Engine:
+    """Turns gradient/kernel/forward requests for one :class:`ModelCall` into a tape batch.
+
+    ``gradient`` is resolved once for the call (see :func:`resolve_gradient`).
+    """
+
+    def __init__(self, call: ModelCall, gradient="auto", ancilla=None):
+        self.call = call
+        self.rule = resolve_gradient(call, gradient)
+        self.device = call.qnode.device
+        self.ancilla = None
+        if self.rule in ("hadamard_all", "hadamard"):
+            self.ancilla, self.device = ancilla_and_device(self.device, call.tape.wires, ancilla)
+        if self.rule == "adjoint" and call.kind == "amplitude" and self.device.name != "default.qubit":
+            if _differentiated(call.args, call.argnum):
+                raise ValueError(
+                    f'gradient="adjoint" returns state vectors, which {self.device.name} cannot '
+                    'differentiate; to differentiate explanations with respect to the weights '
+                    'use gradient="hadamard_all" (or default.qubit).'
+                )
+        self.batch = TapeBatch()
+        self._direct = []  # requests computed without circuits (autodiff rules)
+
+    # -- generic requests, in attribution space --------------------------------------------------
+
+    @property
+    def point(self):
+        """The input in attribution space, flat: the amplitude vector, or the input features."""
+        call = self.call
+        if call.kind == "amplitude":
+            return call.encoding.vector
+        return qml.math.reshape(call.x, (-1,))
+
+    def to_point(self, x):
+        """Map an input-shaped array (e.g. a baseline) to attribution space."""
+        call = self.call
+        if call.kind == "amplitude":
+            return call.amplitude_of(x)
+        return qml.math.reshape(x, (-1,))
+
+    def gradient(self, points):
+        """Request ``∂f_k/∂p`` at each flat point; returns ``get(lookup) -> (values, variances)``
+        of shape ``(n_points, K, d)``. Complex amplitudes give ``∂/∂Re + i ∂/∂Im``."""
+        call = self.call
+        if call.kind == "angle":
+            handle = self.input_gradient(points)
+            return lambda lookup: (lookup(handle).real, lookup(handle).real_variance)
+        dim = call.encoding.dim
+        uniform = qml.math.ones_like(points[0]) / np.sqrt(dim)
+        units = [safe_unit(z) for z in points]
+        complex_input = _is_complex(points[0])
+        handle = self.kernel([(uniform, unit) for unit, _ in units], imag=complex_input)
+        scale = qml.math.stack([2 * np.sqrt(dim) * norm for _, norm in units])[:, None, None]
+
+        def get(lookup):
+            kv = lookup(handle)
+            if complex_input:
+                values = scale * (kv.real + 1j * kv.imag)
+                variances = scale**2 * (kv.real_variance + kv.imag_variance)
+            else:
+                values, variances = scale * kv.real, scale**2 * kv.real_variance
+            return values, variances
+
+        return get
+
+    def forward_at(self, point):
+        """Request the outputs ``f_k`` at a flat point (amplitudes of any norm, or features)."""
+        call = self.call
+        if call.kind == "amplitude":
+            unit, norm = safe_unit(point)
+            prep = qml.StatePrep(unit, wires=call.encoding.wires)
+            tape = call.tape.copy(operations=[prep, *call.tape.operations[1:]])
+            handle = self.batch.add([tape], lambda r: flatten_outputs(r[0], tape))
+            return lambda lookup: norm**2 * lookup(handle)
+        tape = call.tape_at(qml.math.reshape(point, call.shape))
+        handle = self.batch.add([tape], lambda r: flatten_outputs(r[0], tape))
+        return lambda lookup: lookup(handle)
+
+    def kernel(self, pairs, imag=False):
+        """Request ``K(u, v)`` (see :mod:`.amplitude_kernel`) for normalised pairs."""
+        call = self.call
+        if self.rule == "backprop":
+            return self._add_direct(
+                lambda: amplitude_kernel.backprop_kernel(
+                    call.tape, call.encoding, pairs, self.device, imag=imag
+                )
+            )
+        state_wires = list(self.device.wires) if self.device.wires is not None else list(call.tape.wires)
+        tapes, fn = amplitude_kernel.kernel_tapes(
+            call.tape, call.encoding, call.sentences, pairs, self.rule,
+            ancilla=self.ancilla, imag=imag, state_wires=state_wires,
+        )  # fmt: skip
+        return self.batch.add(tapes, fn)
+
+    # -- angle inputs ---------------------------------------------------------------------------
+
+    def input_gradient(self, points):
+        """Request ``∂f_k/∂x`` at flat input points: values and variances ``(n_points, K, d)``."""
+        call = self.call
+        points = [qml.math.reshape(p, call.shape) for p in points]
+        if self.rule in ("backprop", "adjoint"):
+            return self._add_direct(lambda: self._autodiff_gradient(points))
+        requests = []
+        for x in points:
+            tapes, fn = angle_gradient.shift_tapes(
+                call.expanded_tape_at(x), call.input_indices, call.sentences
+            )
+            jac = angle_gradient.classical_jacobian(call.input_params, x)
+            requests.append((self.batch.add(tapes, fn), jac))
+        return ("chain", requests)
+
+    def _autodiff_gradient(self, points):
+        import jax  # pylint: disable=import-outside-toplevel
+        import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+        call = self.call
+
+        def summed_outputs(stacked):
+            tapes = [call.tape_at(x) for x in stacked]
+            results = execute_batch(tapes, self.device, diff_method=self.rule)
+            return sum(flatten_outputs(r, t) for r, t in zip(results, tapes))
+
+        stacked = jnp.stack(points)
+        jac = jax.jacrev(summed_outputs)(stacked)  # (K, n_points, *shape)
+        values = jnp.moveaxis(jnp.reshape(jac, (jac.shape[0], len(points), -1)), 1, 0)
+        return amplitude_kernel.KernelValues(values, None, jnp.zeros_like(values), None)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def _add_direct(self, thunk):
+        self._direct.append(thunk)
+        return ("direct", len(self._direct) - 1)
+
+    def run(self):
+        """Execute the batch once; returns a function that looks up request values."""
+        diff_method = self.call.qnode.diff_method
+        if self.device.name != "default.qubit" and self.call.kind == "amplitude":
+            # Hadamard tests hold controlled preparations that device (adjoint) differentiation
+            # does not support; parameter shift differentiates them with respect to the weights.
+            # State-returning tapes ("adjoint" rule) are differentiable by backprop only.
+            diff_method = None if self.rule == "adjoint" else "parameter-shift"
+        results = self.batch.run(self.device, diff_method)
+        direct = [thunk() for thunk in self._direct]
+
+        def lookup(handle):
+            if isinstance(handle, tuple) and handle[0] == "direct":
+                return direct[handle[1]]
+            if isinstance(handle, tuple) and handle[0] == "chain":
+                values, variances = [], []
+                for index, jac in handle[1]:
+                    shift = results[index]
+                    values.append(shift.value @ jac)
+                    variances.append(shift.variance @ jac**2)
+                values, variances = qml.math.stack(values), qml.math.stack(variances)
+                return amplitude_kernel.KernelValues(values, None, variances, None)
+            return results[handle]
+
+        return lookup
+
+
+def resolve_gradient(call: ModelCall, gradient: str) -> str:
+    """The input-gradient rule for ``call``; ``"auto"`` picks:
+
+    * amplitude inputs: ``"adjoint"`` (state-vector sweep) on an analytic state-vector simulator
+      (default.qubit, lightning.*), else ``"hadamard_all"`` (one circuit per Pauli word);
+    * angle inputs: ``"backprop"`` on analytic default.qubit with JAX, ``"adjoint"`` on analytic
+      lightning.* with JAX, else ``"parameter-shift"``.
+    """
+    if gradient not in GRADIENT_RULES:
+        raise ValueError(f"Unknown gradient={gradient!r}; expected one of {GRADIENT_RULES}.")
+    device = call.qnode.device
+    analytic_sv = call.shots is None and device.name in _STATE_SIMULATORS
+    is_jax = qml.math.get_interface(call.x) == "jax"
+    if call.kind == "amplitude":
+        if gradient == "auto":
+            return "adjoint" if analytic_sv else "hadamard_all"
+        if gradient == "parameter-shift":
+            raise ValueError(
+                'gradient="parameter-shift" does not apply to amplitude embeddings; use '
+                '"hadamard_all", "hadamard", "adjoint" or "backprop".'
+            )
+    else:
+        if gradient == "auto":
+            if analytic_sv and is_jax:
+                return "backprop" if device.name == "default.qubit" else "adjoint"
+            return "parameter-shift"
+        if gradient in ("hadamard_all", "hadamard"):
+            raise ValueError(
+                f'gradient="{gradient}" is for amplitude embeddings; angle encodings use '
+                '"parameter-shift", "backprop" or "adjoint".'
+            )
+    if gradient in ("adjoint", "backprop") and not analytic_sv:
+        raise ValueError(
+            f'gradient="{gradient}" needs an analytic state-vector simulator ({_STATE_SIMULATORS}) '
+            f"without shots; {device.name} with shots={call.shots} needs a circuit rule "
+            '("hadamard_all" for amplitudes, "parameter-shift" for angles).'
+        )
+    if gradient == "backprop" and (device.name != "default.qubit" or not is_jax):
+        raise ValueError('gradient="backprop" needs default.qubit and JAX inputs.')
+    if gradient == "adjoint" and call.kind == "angle" and not is_jax:
+        raise ValueError('gradient="adjoint" for angle inputs needs JAX inputs.')
+    return gradient
+
+
+# ---------------------------------------------------------------------------------------------
+# the decorated object
+# ---------------------------------------------------------------------------------------------
+
+
+class ExplainedQNode:
+    """A QNode wrapped by an attribution method: call it like the QNode to get attributions.
+
+    Returns the attribution (shape of the input, or ``(n_outputs, *shape)`` when the QNode has
+    several outputs and no ``target`` is set); with ``return_convergence_delta=True`` the tuple
+    ``(attributions, delta)``; with ``return_stderr=True`` the standard errors are appended:
+    ``(attributions, stderr)`` or ``(attributions, delta, stderr)`` (zeros on analytic devices).
+    """
+
+    def __init__(self, qnode, method, *, argnums=0, target=None, gradient="auto", ancilla=None,
+                 return_convergence_delta=False, return_stderr=False):  # fmt: skip
+        if not isinstance(qnode, qml.QNode):
+            raise TypeError(f"Attribution decorators wrap a qml.QNode, got {type(qnode).__name__}.")
+        if not isinstance(argnums, int):
+            raise TypeError(f"argnums must be one int (the input argument), got {argnums!r}.")
+        if gradient not in GRADIENT_RULES:
+            raise ValueError(f"Unknown gradient={gradient!r}; expected one of {GRADIENT_RULES}.")
+        if target is not None and not isinstance(target, (int, np.integer)):
+            raise TypeError(f"target must be an int or None, got {target!r}.")
+        self.qnode, self.method = qnode, method
+        self.argnums, self.target, self.gradient, self.ancilla = argnums, target, gradient, ancilla
+        self.return_convergence_delta = return_convergence_delta
+        self.return_stderr = return_stderr
+        functools.update_wrapper(self, qnode)
+
+    @property
+    def device(self):
+        return self.qnode.device
+
+    def _prepare(self, args, kwargs):
+        call = ModelCall(self.qnode, args, kwargs, self.argnums)
+        if self.target is not None and not -call.n_outputs <= self.target < call.n_outputs:
+            raise ValueError(
+                f"target={self.target} is out of range: the model has {call.n_outputs} outputs."
+            )
+        engine = Engine(call, self.gradient, self.ancilla)
+        finish = self.method.build(engine, delta=self.return_convergence_delta)
+        return call, engine, finish
+
+    def construct_batch(self, *args, **kwargs):
+        """The tapes one explanation executes (after validation; nothing runs)."""
+        _, engine, _ = self._prepare(args, kwargs)
+        return engine.batch.tapes
+
+    def draw(self, *args, index=0, **kwargs):
+        """Text drawing of the ``index``-th generated tape."""
+        tapes = self.construct_batch(*args, **kwargs)
+        return qml.drawer.tape_text(tapes[index], decimals=2, max_length=120)
+
+    def __call__(self, *args, **kwargs):
+        call, engine, finish = self._prepare(args, kwargs)
+        result = finish(engine.run())
+        shape = (call.n_outputs, *call.feature_shape)
+        values = qml.math.reshape(result.values, shape)
+        stderr = qml.math.sqrt(qml.math.reshape(result.variance, shape))
+        delta = result.delta
+        single = len(call.tape.measurements) == 1 and call.n_outputs == 1
+        if self.target is not None or single:
+            k = 0 if single else self.target
+            values, stderr = values[k], stderr[k]
+            delta = None if delta is None else delta[k]
+        out = (values,)
+        if self.return_convergence_delta:
+            out += (delta,)
+        if self.return_stderr:
+            out += (stderr,)
+        return out[0] if len(out) == 1 else out
+
+
+def attribution_decorator(method_factory):
+    """Make ``decorator(qnode=None, **options)`` usable as ``@decorator(...)`` or
+    ``decorator(qnode, ...)``; ``method_factory(**method_options)`` builds the method."""
+
+    common = ("argnums", "target", "gradient", "ancilla", "return_convergence_delta", "return_stderr")
+
+    def decorator(qnode=None, **options):
+        wrapper_options = {k: options.pop(k) for k in common if k in options}
+        method = method_factory(**options)  # validates hyper-parameters eagerly
+
+        def wrap(node):
+            return ExplainedQNode(node, method, **wrapper_options)
+
+        return wrap if qnode is None else wrap(qnode)
+
+    return decorator
