@@ -16,14 +16,14 @@ for normalised vectors ``u`` and ``v``:
 each word one of four rules gives ``K_w``:
 
 ``"hadamard_all"``
-    One circuit per word for *all* ``N`` features: ancilla in ``|+>``, ``|u>`` prepared when the
-    ancilla is 0 and ``|v>`` when it is 1, then ``U``, the word controlled by the ancilla,
+    One circuit per word for *all* ``N`` features: the state ``(|0>|u> + |1>|v>)/√2`` (ancilla
+    first; one ``StatePrep`` on ``n + 1`` wires), then ``U``, the word controlled by the ancilla,
     ``U†``, Hadamard on the ancilla, and ``probs`` of ancilla and data wires:
     ``P(0,i) - P(1,i) = Re K_w(u, v)_i``. An ``S†`` on the ancilla before its Hadamard gives the
     imaginary part. Only a Pauli word is ever controlled, never ``U``.
 ``"hadamard"``
-    HATTRIQ's per-feature test: ``N`` circuits per word, each preparing the basis state
-    ``|i>`` on the 0 branch and reading ``<Z>`` of the ancilla, ``= Re <i|M_w|v>``.
+    HATTRIQ's per-feature test: ``N`` circuits per word, each with the basis state ``|i>``
+    on the 0 branch and reading ``<Z>`` of the ancilla, ``= Re <i|M_w|v>``.
 ``"adjoint"``
     Simulators only: one circuit per word, ``|v>``, ``U``, ``P_w``, ``U†``, returning the
     state, which *is* ``M_w v``: a forward and a backward sweep, like adjoint differentiation.
@@ -75,12 +75,22 @@ def _adjoint_ops(ops):
 # ---------------------------------------------------------------------------------------------
 
 
-def _hadamard_all_tape(tape, wires, u, v, word, ancilla, imag):
+def _branch_state(left, right):
+    """``(|0>|left> + |1>|right>)/√2`` on ``[ancilla, *wires]`` as one vector.
+
+    Preparing this joint state with one ``StatePrep`` is equivalent to DESIGN.md's Hadamard on
+    the ancilla followed by two preparations controlled on its value, and costs fewer gates: a
+    state preparation on ``n + 1`` qubits instead of two controlled ones on ``n``.
+    """
+    dtype = "complex128" if _is_complex(left) or _is_complex(right) else "float64"
+    left, right = qml.math.cast(left, dtype), qml.math.cast(right, dtype)
+    return qml.math.concatenate([left, right]) / np.sqrt(2)
+
+
+def _hadamard_test_tape(tape, wires, left, right, word, ancilla, imag, measurement):
     body = _unitary_ops(tape)
     ops = [
-        qml.Hadamard(ancilla),
-        qml.ctrl(qml.StatePrep(u, wires=wires), ancilla, control_values=0),
-        qml.ctrl(qml.StatePrep(v, wires=wires), ancilla, control_values=1),
+        qml.StatePrep(_branch_state(left, right), wires=[ancilla, *wires]),
         *body,
         qml.ctrl(word.operation(), ancilla),
         *_adjoint_ops(body),
@@ -88,29 +98,19 @@ def _hadamard_all_tape(tape, wires, u, v, word, ancilla, imag):
     if imag:
         ops.append(qml.adjoint(qml.S(ancilla)))
     ops.append(qml.Hadamard(ancilla))
-    return qml.tape.QuantumScript(ops, [qml.probs(wires=[ancilla, *wires])], shots=tape.shots)
+    return qml.tape.QuantumScript(ops, [measurement], shots=tape.shots)
+
+
+def _hadamard_all_tape(tape, wires, u, v, word, ancilla, imag):
+    measurement = qml.probs(wires=[ancilla, *wires])
+    return _hadamard_test_tape(tape, wires, u, v, word, ancilla, imag, measurement)
 
 
 def _hadamard_feature_tape(tape, wires, index, v, word, ancilla, imag):
-    body = _unitary_ops(tape)
-    n = len(wires)
-    flips = [
-        qml.ctrl(qml.PauliX(w), ancilla, control_values=0)
-        for k, w in enumerate(wires)
-        if (index >> (n - 1 - k)) & 1
-    ]
-    ops = [
-        qml.Hadamard(ancilla),
-        *flips,
-        qml.ctrl(qml.StatePrep(v, wires=wires), ancilla, control_values=1),
-        *body,
-        qml.ctrl(word.operation(), ancilla),
-        *_adjoint_ops(body),
-    ]
-    if imag:
-        ops.append(qml.adjoint(qml.S(ancilla)))
-    ops.append(qml.Hadamard(ancilla))
-    return qml.tape.QuantumScript(ops, [qml.expval(qml.PauliZ(ancilla))], shots=tape.shots)
+    basis = np.zeros(2 ** len(wires))
+    basis[index] = 1.0
+    measurement = qml.expval(qml.PauliZ(ancilla))
+    return _hadamard_test_tape(tape, wires, basis, v, word, ancilla, imag, measurement)
 
 
 def _adjoint_tape(tape, wires, v, word):

@@ -66,8 +66,8 @@ def shift_tapes(tape, indices, sentences, order=1):
     """
     plan = collect_words(sentences)
     shots = shots_of(tape)
-    params = tape.get_parameters(trainable_only=False)
-    base = _word_tape(tape, plan.words)
+    base = _word_tape(tape, plan.words)  # operation parameters keep their indices
+    params = base.get_parameters(trainable_only=False)
     base.trainable_params = list(range(len(params)))
     tapes, recipes = [], []
     for index in indices:

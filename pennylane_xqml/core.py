@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import NamedTuple
 
 import numpy as np
 import pennylane as qml
+from pennylane.measurements import ExpectationMP
 
 from . import amplitude_kernel, angle_gradient
 from .encodings import (
@@ -323,22 +325,14 @@ class Engine:
         return ("chain", requests)
 
     def _autodiff_gradient(self, points):
-        import jax  # pylint: disable=import-outside-toplevel
+        """``∂f/∂x`` by JAX autodiff through the simulator (see :func:`_autodiff_jacobian`)."""
         import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
         call = self.call
-
-        def summed_outputs(stacked):
-            tapes = [call.tape_at(x) for x in stacked]
-            results = execute_batch(tapes, self.device, diff_method=self.rule)
-            return sum(flatten_outputs(r, t) for r, t in zip(results, tapes))
-
-        stacked = jnp.stack(points)
-        jac = jax.jacrev(summed_outputs)(stacked)  # (K, n_points, *shape)
-        values = jnp.moveaxis(jnp.reshape(jac, (jac.shape[0], len(points), -1)), 1, 0)
+        jacobian = _autodiff_jacobian(call.qnode, call.argnum, self.rule, self.device, call.kwargs)
+        jac = jacobian(jnp.stack(points), call.args)  # (n_points, K, *shape)
+        values = jnp.reshape(jac, (len(points), call.n_outputs, -1))
         return amplitude_kernel.KernelValues(values, None, jnp.zeros_like(values), None)
-
-    # -- running ------------------------------------------------------------------------------
 
     def _add_direct(self, thunk):
         self._direct.append(thunk)
@@ -369,6 +363,36 @@ class Engine:
             return results[handle]
 
         return lookup
+
+
+_JACOBIAN_CACHE = weakref.WeakKeyDictionary()
+
+
+def _autodiff_jacobian(qnode, argnum, rule, device, kwargs):
+    """A jit-compiled ``jacobian(points, args)``: ``vmap`` over the points of one reverse-mode
+    Jacobian through the simulator, so the circuit is traced and compiled once per QNode (cached
+    while the QNode lives) whatever the number of points. Keyword arguments of the call are
+    closed over, so calls with keyword arguments are not cached."""
+    import jax  # pylint: disable=import-outside-toplevel
+
+    key = (argnum, rule, device)
+    cache = _JACOBIAN_CACHE.setdefault(qnode, {})
+    if not kwargs and key in cache:
+        return cache[key]
+
+    def jacobian(points, args):
+        def outputs(x):
+            call_args = args[:argnum] + (x,) + args[argnum + 1 :]
+            tape = qml.workflow.construct_tape(qnode, level="user")(*call_args, **kwargs)
+            result = execute_batch([tape], device, diff_method=rule)[0]
+            return flatten_outputs(result, tape)
+
+        return jax.vmap(jax.jacrev(outputs))(points)
+
+    compiled = jax.jit(jacobian)
+    if not kwargs:
+        cache[key] = compiled
+    return compiled
 
 
 def resolve_gradient(call: ModelCall, gradient: str) -> str:
@@ -410,8 +434,14 @@ def resolve_gradient(call: ModelCall, gradient: str) -> str:
         )
     if gradient == "backprop" and (device.name != "default.qubit" or not is_jax):
         raise ValueError('gradient="backprop" needs default.qubit and JAX inputs.')
-    if gradient == "adjoint" and call.kind == "angle" and not is_jax:
-        raise ValueError('gradient="adjoint" for angle inputs needs JAX inputs.')
+    if gradient == "adjoint" and call.kind == "angle":
+        if not is_jax:
+            raise ValueError('gradient="adjoint" for angle inputs needs JAX inputs.')
+        if any(not isinstance(mp, ExpectationMP) for mp in call.tape.measurements):
+            raise ValueError(
+                'gradient="adjoint" for angle inputs supports expectation values only; '
+                'use "backprop" or "parameter-shift" for probabilities.'
+            )
     return gradient
 
 

@@ -18,6 +18,8 @@ words (:class:`~pennylane.pauli.PauliSentence`), which is what the Hadamard test
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -177,6 +179,15 @@ def _random_like(value, rng):
     return value
 
 
+def _eager():
+    """Evaluate JAX operations on concrete stand-ins eagerly, even inside ``jax.jit``."""
+    try:
+        import jax  # pylint: disable=import-outside-toplevel
+    except ImportError:  # pragma: no cover - jax is a dependency
+        return contextlib.nullcontext()
+    return jax.ensure_compile_time_eval()
+
+
 def input_parameter_indices(tape_of, args, kwargs, argnum) -> list[int]:
     """Indices (into ``tape.get_parameters(trainable_only=False)``) of gate parameters that
     depend on ``args[argnum]``; ``tape_of(*args, **kwargs)`` builds the tape.
@@ -195,11 +206,12 @@ def input_parameter_indices(tape_of, args, kwargs, argnum) -> list[int]:
         tape = tape_of(*call_args, **kwargs)
         return [np.asarray(p, dtype=complex).ravel() for p in tape.get_parameters(trainable_only=False)]
 
-    first = params_at(_random_like(x, rng))
-    second = params_at(_random_like(x, rng))
+    with _eager():
+        first = params_at(_random_like(x, rng))
+        second = params_at(_random_like(x, rng))
     if len(first) != len(second) or any(a.shape != b.shape for a, b in zip(first, second)):
         raise ValueError(
             "The circuit's structure changes with the input values; attributions need a circuit "
             "whose gates do not depend on the input's values (only their parameters may)."
         )
-    return [i for i, (a, b) in enumerate(zip(first, second)) if not np.allclose(a, b)]
+    return [i for i, (a, b) in enumerate(zip(first, second)) if not np.array_equal(a, b)]

@@ -1,0 +1,203 @@
+"""Integrated gradients: closed form, quadratures, completeness, baselines, targets, JAX."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pennylane as qml
+import pytest
+from conftest import amplitude_model, quadratic_form, random_weights
+
+import pennylane_xqml as xqml
+
+N_QUBITS = 3
+
+
+@pytest.fixture
+def setup(rng):
+    model = amplitude_model(qml.device("default.qubit", wires=N_QUBITS), N_QUBITS)
+    x = jnp.array(rng.normal(size=2**N_QUBITS))
+    w = jnp.array(random_weights(rng, N_QUBITS))
+    return model, x, w
+
+
+def _analytic_ig(x, baseline_amplitudes, w, observable=qml.PauliZ(0)):
+    a = np.asarray(x) / np.linalg.norm(x)
+    m = quadratic_form(np.asarray(w), N_QUBITS, observable)
+    return np.real((a - baseline_amplitudes) * (m @ (a + baseline_amplitudes)))
+
+
+def test_exact_matches_closed_form_and_is_complete(setup):
+    model, x, w = setup
+    attributions, delta = xqml.integrated_gradients(model, return_convergence_delta=True)(x, w)
+    np.testing.assert_allclose(attributions, _analytic_ig(x, 0.0, w), atol=1e-10)
+    assert abs(delta) < 1e-8
+    a = x / jnp.linalg.norm(x)
+    assert np.isclose(float(attributions.sum()), float(model(x, w)), atol=1e-10)
+    assert attributions.shape == x.shape and a.shape == x.shape
+
+
+def test_exact_equals_2000_step_riemann(rng):
+    """NumPy inputs keep the 2000 circuits of the Riemann sum cheap to simulate."""
+    model = amplitude_model(qml.device("default.qubit", wires=N_QUBITS), N_QUBITS, interface="numpy")
+    x, w = rng.normal(size=2**N_QUBITS), random_weights(rng, N_QUBITS)
+    exact = xqml.integrated_gradients(model, method="exact")(x, w)
+    trapezoid = xqml.integrated_gradients(model, method="riemann_trapezoid", n_steps=2000)(x, w)
+    np.testing.assert_allclose(exact, trapezoid, atol=1e-6)
+    # one-sided sums converge as O(1/n): the error halves when the steps double
+    errors = [
+        np.abs(xqml.integrated_gradients(model, method="riemann_right", n_steps=n)(x, w) - exact).max()
+        for n in (500, 1000)
+    ]
+    assert errors[1] < 1e-3 and 0.4 < errors[1] / errors[0] < 0.6
+
+
+@pytest.mark.parametrize(
+    "method", ["riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre"]
+)
+def test_quadratures_report_their_delta(method, setup):
+    """Every method reports Σ attr - (f(x) - f(x')); it shrinks like the rule's error."""
+    model, x, w = setup
+    ig = xqml.integrated_gradients(model, method=method, n_steps=8, return_convergence_delta=True)
+    attributions, delta = ig(x, w)
+    analytic = _analytic_ig(x, 0.0, w)
+    gap = float(np.sum(attributions) - np.sum(analytic))
+    assert np.isclose(float(delta), gap, atol=1e-10)  # the delta is the real completeness gap
+    if method in ("riemann_middle", "riemann_trapezoid", "gausslegendre"):
+        # the integrand is linear in alpha: these rules are exact
+        np.testing.assert_allclose(attributions, analytic, atol=1e-10)
+    else:
+        assert abs(float(delta)) > 1e-4  # left/right rules carry an O(1/n) error
+
+
+def test_array_and_mean_baselines(setup, rng):
+    model, x, w = setup
+    data = rng.normal(size=(5, 2**N_QUBITS))
+    for kwargs, raw in (
+        ({"baselines": data[0]}, data[0]),
+        ({"baselines": "mean", "baseline_data": data}, data.mean(axis=0)),
+        ({"baselines": 0.25}, np.full(2**N_QUBITS, 0.25)),
+    ):
+        ig = xqml.integrated_gradients(model, return_convergence_delta=True, **kwargs)
+        attributions, delta = ig(x, w)
+        baseline = raw / np.linalg.norm(raw)  # embedded like the input
+        np.testing.assert_allclose(attributions, _analytic_ig(x, baseline, w), atol=1e-10)
+        assert np.isclose(float(attributions.sum()), float(model(x, w) - model(raw, w)), atol=1e-10)
+        assert abs(delta) < 1e-8
+
+
+def test_several_outputs_and_targets(rng):
+    dev = qml.device("default.qubit", wires=N_QUBITS)
+    model = amplitude_model(
+        dev, N_QUBITS, measurements=lambda: (qml.expval(qml.PauliX(1)), qml.probs(wires=[0, 2]))
+    )
+    x, w = jnp.array(rng.normal(size=8)), jnp.array(random_weights(rng, N_QUBITS))
+    all_outputs = xqml.integrated_gradients(model)(x, w)
+    assert all_outputs.shape == (5, 8)  # 1 expval + 4 probabilities on a leading axis
+    observables = [qml.PauliX(1)] + [
+        qml.Projector([b0, b1], wires=[0, 2]) for b0 in (0, 1) for b1 in (0, 1)
+    ]
+    for k, obs in enumerate(observables):
+        np.testing.assert_allclose(all_outputs[k], _analytic_ig(x, 0.0, w, obs), atol=1e-10)
+        np.testing.assert_allclose(
+            xqml.integrated_gradients(model, target=k)(x, w), all_outputs[k], atol=1e-12
+        )
+    # probabilities sum to one: their attributions sum to the attribution of a constant
+    np.testing.assert_allclose(all_outputs[1:].sum(axis=0), np.abs(x / jnp.linalg.norm(x)) ** 2, atol=1e-10)
+
+
+def test_padding_gives_amplitude_space_attributions(rng):
+    dev = qml.device("default.qubit", wires=2)
+
+    @qml.qnode(dev, interface="jax")
+    def model(x, w):
+        qml.AmplitudeEmbedding(x, wires=range(2), normalize=True, pad_with=0.5)
+        qml.RY(w, 0)
+        qml.CNOT([0, 1])
+        return qml.expval(qml.PauliZ(1))
+
+    x = jnp.array([0.3, -1.2, 0.7])
+    attributions, delta = xqml.integrated_gradients(model, return_convergence_delta=True)(x, 0.3)
+    assert attributions.shape == (4,)  # the padded amplitude vector
+    assert abs(delta) < 1e-10
+
+
+def test_jit_vmap_plain_agree(setup, rng):
+    model, x, w = setup
+    ig = xqml.integrated_gradients(model)
+    batch = jnp.array(rng.normal(size=(3, 2**N_QUBITS)))
+    plain = jnp.stack([ig(b, w) for b in batch])
+    np.testing.assert_allclose(jax.jit(ig)(batch[0], w), plain[0], atol=1e-10)
+    np.testing.assert_allclose(jax.vmap(ig, in_axes=(0, None))(batch, w), plain, atol=1e-10)
+    np.testing.assert_allclose(jax.jit(jax.vmap(ig, in_axes=(0, None)))(batch, w), plain, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "device_name, gradient",
+    [("default.qubit", "auto"), ("default.qubit", "hadamard_all"), ("lightning.qubit", "hadamard_all")],
+)
+def test_grad_wrt_weights_matches_finite_differences(device_name, gradient, rng):
+    model = amplitude_model(qml.device(device_name, wires=N_QUBITS), N_QUBITS)
+    x, w = jnp.array(rng.normal(size=8)), jnp.array(random_weights(rng, N_QUBITS))
+    ig = xqml.integrated_gradients(model, gradient=gradient)
+    loss = lambda weights: jnp.sum(ig(x, weights) ** 2)  # noqa: E731
+    grad = jax.grad(loss)(w)
+    eps = 1e-5
+    for index in [(0, 0, 0), (1, 2, 1), (0, 1, 2)]:
+        step = np.zeros(w.shape)
+        step[index] = eps
+        fd = (loss(w + step) - loss(w - step)) / (2 * eps)
+        assert np.isclose(float(grad[index]), float(fd), atol=1e-5)
+
+
+@pytest.mark.parametrize("gradient", ["auto", "hadamard_all", "hadamard"])
+def test_lightning_qubit_jit_vmap(gradient, rng):
+    model = amplitude_model(qml.device("lightning.qubit", wires=N_QUBITS), N_QUBITS)
+    x, w = jnp.array(rng.normal(size=(2, 8))), jnp.array(random_weights(rng, N_QUBITS))
+    ig = xqml.integrated_gradients(model, gradient=gradient)
+    expected = np.stack([_analytic_ig(xi, 0.0, w) for xi in x])
+    np.testing.assert_allclose(ig(x[0], w), expected[0], atol=1e-10)
+    np.testing.assert_allclose(jax.jit(ig)(x[0], w), expected[0], atol=1e-10)
+    np.testing.assert_allclose(jax.vmap(ig, in_axes=(0, None))(x, w), expected, atol=1e-10)
+
+
+def test_lightning_adjoint_refuses_weight_gradients_clearly(rng):
+    model = amplitude_model(qml.device("lightning.qubit", wires=N_QUBITS), N_QUBITS)
+    x, w = jnp.array(rng.normal(size=8)), jnp.array(random_weights(rng, N_QUBITS))
+    ig = xqml.integrated_gradients(model)  # auto -> adjoint (state vectors) on lightning
+    with pytest.raises(ValueError, match="hadamard_all"):
+        jax.grad(lambda weights: ig(x, weights).sum())(w)
+
+
+def test_numpy_and_autograd_interface(rng):
+    dev = qml.device("default.qubit", wires=N_QUBITS)
+    model = amplitude_model(dev, N_QUBITS, interface="autograd")
+    x, w = rng.normal(size=8), random_weights(rng, N_QUBITS)
+    for gradient in ("auto", "hadamard_all"):
+        attributions = xqml.integrated_gradients(model, gradient=gradient)(x, w)
+        np.testing.assert_allclose(attributions, _analytic_ig(x, 0.0, w), atol=1e-10)
+
+
+def test_composes_with_pennylane_transforms(rng):
+    """A compilation transform applied to the QNode is honoured: the explained circuit is the
+    compiled one, and the attribution is unchanged because the transform preserves the model."""
+    dev = qml.device("default.qubit", wires=2)
+
+    def body(x, w):
+        qml.AmplitudeEmbedding(x, wires=range(2), normalize=True)
+        qml.RY(w, 0)
+        qml.RY(0.4, 0)
+        qml.CNOT([0, 1])
+        qml.Hadamard(1)
+        qml.Hadamard(1)
+        return qml.expval(qml.PauliZ(1))
+
+    plain = qml.QNode(body, dev, interface="jax")
+    compiled = qml.transforms.cancel_inverses(qml.transforms.merge_rotations(plain))
+    x = jnp.array(rng.normal(size=4))
+    ig_plain = xqml.integrated_gradients(plain, gradient="hadamard_all")
+    ig_compiled = xqml.integrated_gradients(compiled, gradient="hadamard_all")
+    np.testing.assert_allclose(ig_compiled(x, 0.3), ig_plain(x, 0.3), atol=1e-10)
+    tape_plain = ig_plain.construct_batch(x, 0.3)[0]
+    tape_compiled = ig_compiled.construct_batch(x, 0.3)[0]
+    assert len(tape_compiled.operations) < len(tape_plain.operations)
+    assert not any(op.name == "Hadamard" and op.wires == qml.wires.Wires(1) for op in tape_compiled.operations)
