@@ -401,7 +401,8 @@ def resolve_gradient(call: ModelCall, gradient: str) -> str:
     * amplitude inputs: ``"adjoint"`` (state-vector sweep) on an analytic state-vector simulator
       (default.qubit, lightning.*), else ``"hadamard_all"`` (one circuit per Pauli word);
     * angle inputs: ``"backprop"`` on analytic default.qubit with JAX, ``"adjoint"`` on analytic
-      lightning.* with JAX, else ``"parameter-shift"``.
+      lightning.* with JAX when every output is an expectation value, else
+      ``"parameter-shift"``.
     """
     if gradient not in GRADIENT_RULES:
         raise ValueError(f"Unknown gradient={gradient!r}; expected one of {GRADIENT_RULES}.")
@@ -418,8 +419,11 @@ def resolve_gradient(call: ModelCall, gradient: str) -> str:
             )
     else:
         if gradient == "auto":
-            if analytic_sv and is_jax:
-                return "backprop" if device.name == "default.qubit" else "adjoint"
+            expvals_only = all(isinstance(mp, ExpectationMP) for mp in call.tape.measurements)
+            if analytic_sv and is_jax and device.name == "default.qubit":
+                return "backprop"
+            if analytic_sv and is_jax and expvals_only:
+                return "adjoint"
             return "parameter-shift"
         if gradient in ("hadamard_all", "hadamard"):
             raise ValueError(

@@ -1,0 +1,186 @@
+"""Bad input raises a clear error before any circuit runs."""
+
+import jax.numpy as jnp
+import numpy as np
+import pennylane as qml
+import pytest
+from conftest import amplitude_model, random_weights
+
+import pennylane_xqml as xqml
+
+N = 2
+
+
+@pytest.fixture
+def device():
+    return qml.device("default.qubit", wires=N)
+
+
+@pytest.fixture
+def model(device):
+    return amplitude_model(device, N)
+
+
+@pytest.fixture
+def w(rng):
+    return jnp.array(random_weights(rng, N))
+
+
+def _raises_before_running(device, error, match, fn):
+    with qml.Tracker(device) as tracker:
+        with pytest.raises(error, match=match):
+            fn()
+    assert tracker.totals.get("executions", 0) == 0
+
+
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (np.ones(5), "cannot be built with an input of shape"),  # too long for 2 qubits
+        (np.array([1.0, np.nan, 0.0, 1.0]), "NaN or inf"),
+        (np.array([1.0, np.inf, 0.0, 1.0]), "NaN or inf"),
+        (np.zeros(4), "all-zero vector"),
+    ],
+)
+def test_bad_amplitude_inputs(x, match, model, device, w):
+    ig = xqml.integrated_gradients(model)
+    _raises_before_running(device, ValueError, match, lambda: ig(jnp.array(x), w))
+
+
+def test_non_numeric_input(model, device, w):
+    _raises_before_running(device, TypeError, "numeric", lambda: xqml.saliency(model)(np.array(["a"] * 4), w))
+
+
+def test_baseline_of_wrong_shape(model, device, w):
+    ig = xqml.integrated_gradients(model, baselines=np.ones(3))
+    _raises_before_running(device, ValueError, "baseline has shape", lambda: ig(jnp.ones(4), w))
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"baselines": "median"}, "Unknown baselines"),
+        ({"baselines": "mean"}, "baseline_data"),
+        ({"baselines": np.array([1.0, np.nan, 0.0, 0.0])}, "NaN or inf"),
+    ],
+)
+def test_invalid_baselines(options, match, model, device, w):
+    def run():
+        xqml.integrated_gradients(model, **options)(jnp.ones(4), w)
+
+    _raises_before_running(device, ValueError, match, run)
+
+
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        ({"n_steps": 0}, ValueError, "n_steps"),
+        ({"n_steps": 2.5, "method": "riemann_left"}, ValueError, "n_steps"),
+        ({"method": "simpson"}, ValueError, "Unknown method"),
+        ({"gradient": "magic"}, ValueError, "Unknown gradient"),
+        ({"target": "first"}, TypeError, "target"),
+        ({"argnums": (0, 1)}, TypeError, "argnums"),
+        ({"method": "riemann_trapezoid", "n_steps": 1}, ValueError, "n_steps >= 2"),
+    ],
+)
+def test_invalid_hyper_parameters(options, error, match, model):
+    with pytest.raises(error, match=match):
+        xqml.integrated_gradients(model, **options)
+
+
+@pytest.mark.parametrize(
+    "factory, options, match",
+    [
+        (xqml.smoothgrad, {"nt_type": "blur"}, "nt_type"),
+        (xqml.smoothgrad, {"nt_samples": 0}, "nt_samples"),
+        (xqml.smoothgrad, {"stdevs": -1.0}, "stdevs"),
+        (xqml.saliency, {"abs": "yes"}, "abs"),
+        (xqml.saliency, {"return_convergence_delta": True}, "integrated gradients"),
+    ],
+)
+def test_invalid_gradient_family_options(factory, options, match, model, device, w):
+    def run():
+        factory(model, **options)(jnp.ones(4), w)
+
+    with pytest.raises((ValueError, TypeError), match=match):
+        run()
+
+
+def test_target_out_of_range(model, device, w):
+    ig = xqml.integrated_gradients(model, target=3)
+    _raises_before_running(device, ValueError, "out of range", lambda: ig(jnp.ones(4), w))
+
+
+def test_argnums_out_of_range(model, device, w):
+    ig = xqml.integrated_gradients(model, argnums=5)
+    _raises_before_running(device, ValueError, "argnums", lambda: ig(jnp.ones(4), w))
+
+
+@pytest.mark.parametrize("measurement", [qml.state, lambda: qml.var(qml.PauliZ(0))])
+def test_unsupported_measurements(measurement, device, w):
+    model = amplitude_model(device, N, measurements=measurement)
+    _raises_before_running(
+        device, ValueError, "Unsupported measurement", lambda: xqml.integrated_gradients(model)(jnp.ones(4), w)
+    )
+
+
+def test_state_with_shots_is_refused(w):
+    device = qml.device("default.qubit", wires=N + 1, seed=1)
+    model = qml.set_shots(amplitude_model(device, N, measurements=qml.state), shots=100)
+    _raises_before_running(
+        device, ValueError, "cannot return a state", lambda: xqml.integrated_gradients(model)(jnp.ones(4), w)
+    )
+
+
+def test_exact_method_refuses_angle_encoding(device):
+    @qml.qnode(device)
+    def model(x):
+        qml.AngleEmbedding(x, wires=range(N))
+        return qml.expval(qml.PauliZ(0))
+
+    _raises_before_running(
+        device, ValueError, "closed form", lambda: xqml.integrated_gradients(model, method="exact")(np.ones(2))
+    )
+
+
+def test_rules_that_do_not_apply(device, w):
+    @qml.qnode(device)
+    def angle(x):
+        qml.AngleEmbedding(x, wires=range(N))
+        return qml.expval(qml.PauliZ(0))
+
+    amp = amplitude_model(device, N)
+    _raises_before_running(
+        device, ValueError, "amplitude embeddings", lambda: xqml.saliency(angle, gradient="hadamard_all")(np.ones(2))
+    )
+    _raises_before_running(
+        device, ValueError, "does not apply", lambda: xqml.saliency(amp, gradient="parameter-shift")(jnp.ones(4), w)
+    )
+    shots = qml.set_shots(amp, shots=100)
+    _raises_before_running(
+        device, ValueError, "analytic", lambda: xqml.saliency(shots, gradient="adjoint")(jnp.ones(4), w)
+    )
+
+
+def test_input_not_used_by_circuit(device):
+    @qml.qnode(device)
+    def model(x, w):
+        qml.RY(w, 0)
+        return qml.expval(qml.PauliZ(0))
+
+    _raises_before_running(
+        device, ValueError, "No gate parameter", lambda: xqml.saliency(model, gradient="parameter-shift")(np.ones(2), 0.3)
+    )
+
+
+def test_not_a_qnode():
+    with pytest.raises(TypeError, match="QNode"):
+        xqml.integrated_gradients(lambda x: x)
+
+
+def test_device_without_spare_wire_for_hadamard_test(w):
+    device = qml.device("default.mixed", wires=N)
+    model = amplitude_model(device, N)
+    _raises_before_running(
+        device, ValueError, "ancilla", lambda: xqml.integrated_gradients(model, gradient="hadamard_all")(jnp.ones(4), w)
+    )
