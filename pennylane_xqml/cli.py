@@ -1,0 +1,46 @@
+"""The ``xqml`` command line.
+
+``xqml demo`` runs the main job (see :func:`pennylane_xqml.demo.run_demo`)::
+
+    xqml demo --output xqml_output
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _demo(args):
+    from .demo import run_demo  # pylint: disable=import-outside-toplevel
+
+    run_demo(args.output, quick=args.quick, progress=not args.no_progress)
+    return 0
+
+
+def build_parser():
+    """The argument parser of ``xqml`` (sub-commands: ``demo``)."""
+    parser = argparse.ArgumentParser(
+        prog="xqml", description="Explanations for PennyLane quantum models (pennylane-xqml)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="train amplitude classifiers on Bars and Stripes and digits, explain them with exact "
+        "integrated gradients, print a table and write heatmaps",
+    )
+    demo.add_argument("--output", default="xqml_output", help="folder for the PNG heatmaps")
+    demo.add_argument("--quick", action="store_true", help="fewer epochs and images (smoke run)")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``xqml`` console script."""
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
