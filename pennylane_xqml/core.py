@@ -5,9 +5,8 @@
 * :class:`Engine` turns requests such as "the input gradient at these points" or "the amplitude
   kernel of these pairs" into tapes; every request of one explanation is collected in a
   :class:`TapeBatch` and executed by **one** :func:`qml.execute` call.
-* :class:`ExplainedQNode` is what the decorators return: a callable with the QNode's own
-  signature that selects the target, and formats the result (values, completeness delta,
-  standard errors).
+
+The public decorators built on this live in :mod:`.transform`.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from .encodings import (
     input_parameter_indices,
     output_sentences,
 )
-from .execution import ancilla_and_device, execute_batch, shots_of
+from .execution import ANCILLA_LABEL, ancilla_and_device, execute_batch, shots_of
 
 GRADIENT_RULES = ("auto", "hadamard_all", "hadamard", "adjoint", "backprop", "parameter-shift")
 _STATE_SIMULATORS = ("default.qubit", "lightning.qubit", "lightning.kokkos", "lightning.gpu")
@@ -48,20 +47,20 @@ class Attribution(NamedTuple):
 
 
 class TapeBatch:
-    """Collect ``(tapes, postprocessing)`` requests; execute them all at once."""
+    """Collect ``(tapes, postprocessing)`` requests, so that they execute all at once."""
 
     def __init__(self):
         self.tapes = []
         self._requests = []
 
     def add(self, tapes, postprocess):
-        """Queue ``tapes``; returns an index whose value :meth:`run` fills in."""
+        """Queue ``tapes``; returns the index of the request's value in :meth:`postprocess`."""
         self._requests.append((len(self.tapes), len(tapes), postprocess))
         self.tapes.extend(tapes)
         return len(self._requests) - 1
 
-    def run(self, device, diff_method):
-        results = execute_batch(self.tapes, device, diff_method=diff_method)
+    def postprocess(self, results):
+        """Each request's post-processed value, from the results of :attr:`tapes`."""
         return [fn(results[start : start + size]) for start, size, fn in self._requests]
 
 
@@ -101,6 +100,7 @@ class ModelCall:
                 f"argnums={argnum} does not name an argument of the call ({len(args)} given)."
             )
         self.qnode, self.args, self.kwargs = qnode, tuple(args), kwargs
+        self.device = qnode.device
         self.argnum = argnum % len(args)
         self.x = args[self.argnum]
         if isinstance(self.x, (list, tuple)) or np.isscalar(self.x):
@@ -222,11 +222,11 @@ class Engine:
     def __init__(self, call: ModelCall, gradient="auto", ancilla=None):
         self.call = call
         self.rule = resolve_gradient(call, gradient)
-        self.device = call.qnode.device
-        self.ancilla = None
-        if self.rule in ("hadamard_all", "hadamard"):
+        self.device = call.device
+        self.ancilla = ancilla if ancilla is not None else ANCILLA_LABEL
+        if self.rule in ("hadamard_all", "hadamard") and self.device is not None:
             self.ancilla, self.device = ancilla_and_device(self.device, call.tape.wires, ancilla)
-        if self.rule == "adjoint" and call.kind == "amplitude" and self.device.name != "default.qubit":
+        if self.rule == "adjoint" and call.kind == "amplitude" and call.device.name != "default.qubit":
             if _differentiated(call.args, call.argnum):
                 raise ValueError(
                     f'gradient="adjoint" returns state vectors, which {self.device.name} cannot '
@@ -300,7 +300,8 @@ class Engine:
                     call.tape, call.encoding, pairs, self.device, imag=imag
                 )
             )
-        state_wires = list(self.device.wires) if self.device.wires is not None else list(call.tape.wires)
+        device_wires = self.device.wires if self.device is not None else None
+        state_wires = list(device_wires) if device_wires is not None else list(call.tape.wires)
         tapes, fn = amplitude_kernel.kernel_tapes(
             call.tape, call.encoding, call.sentences, pairs, self.rule,
             ancilla=self.ancilla, imag=imag, state_wires=state_wires,
@@ -346,21 +347,25 @@ class Engine:
             # does not support; parameter shift differentiates them with respect to the weights.
             # State-returning tapes ("adjoint" rule) are differentiable by backprop only.
             diff_method = None if self.rule == "adjoint" else "parameter-shift"
-        results = self.batch.run(self.device, diff_method)
+        return self.postprocess(execute_batch(self.batch.tapes, self.device, diff_method=diff_method))
+
+    def postprocess(self, results):
+        """Map the batch's results to a function that looks up request values."""
+        values = self.batch.postprocess(results)
         direct = [thunk() for thunk in self._direct]
 
         def lookup(handle):
             if isinstance(handle, tuple) and handle[0] == "direct":
                 return direct[handle[1]]
             if isinstance(handle, tuple) and handle[0] == "chain":
-                values, variances = [], []
+                grads, variances = [], []
                 for index, jac in handle[1]:
-                    shift = results[index]
-                    values.append(shift.value @ jac)
+                    shift = values[index]
+                    grads.append(shift.value @ jac)
                     variances.append(shift.variance @ jac**2)
-                values, variances = qml.math.stack(values), qml.math.stack(variances)
-                return amplitude_kernel.KernelValues(values, None, variances, None)
-            return results[handle]
+                grads, variances = qml.math.stack(grads), qml.math.stack(variances)
+                return amplitude_kernel.KernelValues(grads, None, variances, None)
+            return values[handle]
 
         return lookup
 
@@ -406,7 +411,13 @@ def resolve_gradient(call: ModelCall, gradient: str) -> str:
     """
     if gradient not in GRADIENT_RULES:
         raise ValueError(f"Unknown gradient={gradient!r}; expected one of {GRADIENT_RULES}.")
-    device = call.qnode.device
+    device = call.device
+    if device is None:  # a bare tape: only circuit rules apply
+        if gradient in ("adjoint", "backprop"):
+            raise ValueError(
+                f'gradient="{gradient}" needs a simulator; apply the transform to a QNode.'
+            )
+        return "hadamard_all" if gradient == "auto" else gradient
     analytic_sv = call.shots is None and device.name in _STATE_SIMULATORS
     is_jax = qml.math.get_interface(call.x) == "jax"
     if call.kind == "amplitude":
@@ -447,95 +458,3 @@ def resolve_gradient(call: ModelCall, gradient: str) -> str:
                 'use "backprop" or "parameter-shift" for probabilities.'
             )
     return gradient
-
-
-# ---------------------------------------------------------------------------------------------
-# the decorated object
-# ---------------------------------------------------------------------------------------------
-
-
-class ExplainedQNode:
-    """A QNode wrapped by an attribution method: call it like the QNode to get attributions.
-
-    Returns the attribution (shape of the input, or ``(n_outputs, *shape)`` when the QNode has
-    several outputs and no ``target`` is set); with ``return_convergence_delta=True`` the tuple
-    ``(attributions, delta)``; with ``return_stderr=True`` the standard errors are appended:
-    ``(attributions, stderr)`` or ``(attributions, delta, stderr)`` (zeros on analytic devices).
-    """
-
-    def __init__(self, qnode, method, *, argnums=0, target=None, gradient="auto", ancilla=None,
-                 return_convergence_delta=False, return_stderr=False):  # fmt: skip
-        if not isinstance(qnode, qml.QNode):
-            raise TypeError(f"Attribution decorators wrap a qml.QNode, got {type(qnode).__name__}.")
-        if not isinstance(argnums, int):
-            raise TypeError(f"argnums must be one int (the input argument), got {argnums!r}.")
-        if gradient not in GRADIENT_RULES:
-            raise ValueError(f"Unknown gradient={gradient!r}; expected one of {GRADIENT_RULES}.")
-        if target is not None and not isinstance(target, (int, np.integer)):
-            raise TypeError(f"target must be an int or None, got {target!r}.")
-        self.qnode, self.method = qnode, method
-        self.argnums, self.target, self.gradient, self.ancilla = argnums, target, gradient, ancilla
-        self.return_convergence_delta = return_convergence_delta
-        self.return_stderr = return_stderr
-        functools.update_wrapper(self, qnode)
-
-    @property
-    def device(self):
-        return self.qnode.device
-
-    def _prepare(self, args, kwargs):
-        call = ModelCall(self.qnode, args, kwargs, self.argnums)
-        if self.target is not None and not -call.n_outputs <= self.target < call.n_outputs:
-            raise ValueError(
-                f"target={self.target} is out of range: the model has {call.n_outputs} outputs."
-            )
-        engine = Engine(call, self.gradient, self.ancilla)
-        finish = self.method.build(engine, delta=self.return_convergence_delta)
-        return call, engine, finish
-
-    def construct_batch(self, *args, **kwargs):
-        """The tapes one explanation executes (after validation; nothing runs)."""
-        _, engine, _ = self._prepare(args, kwargs)
-        return engine.batch.tapes
-
-    def draw(self, *args, index=0, **kwargs):
-        """Text drawing of the ``index``-th generated tape."""
-        tapes = self.construct_batch(*args, **kwargs)
-        return qml.drawer.tape_text(tapes[index], decimals=2, max_length=120)
-
-    def __call__(self, *args, **kwargs):
-        call, engine, finish = self._prepare(args, kwargs)
-        result = finish(engine.run())
-        shape = (call.n_outputs, *call.feature_shape)
-        values = qml.math.reshape(result.values, shape)
-        stderr = qml.math.sqrt(qml.math.reshape(result.variance, shape))
-        delta = result.delta
-        single = len(call.tape.measurements) == 1 and call.n_outputs == 1
-        if self.target is not None or single:
-            k = 0 if single else self.target
-            values, stderr = values[k], stderr[k]
-            delta = None if delta is None else delta[k]
-        out = (values,)
-        if self.return_convergence_delta:
-            out += (delta,)
-        if self.return_stderr:
-            out += (stderr,)
-        return out[0] if len(out) == 1 else out
-
-
-def attribution_decorator(method_factory):
-    """Make ``decorator(qnode=None, **options)`` usable as ``@decorator(...)`` or
-    ``decorator(qnode, ...)``; ``method_factory(**method_options)`` builds the method."""
-
-    common = ("argnums", "target", "gradient", "ancilla", "return_convergence_delta", "return_stderr")
-
-    def decorator(qnode=None, **options):
-        wrapper_options = {k: options.pop(k) for k in common if k in options}
-        method = method_factory(**options)  # validates hyper-parameters eagerly
-
-        def wrap(node):
-            return ExplainedQNode(node, method, **wrapper_options)
-
-        return wrap if qnode is None else wrap(qnode)
-
-    return decorator

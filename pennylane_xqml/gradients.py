@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pennylane as qml
 
-from .core import Attribution, attribution_decorator
+from .core import Attribution
+from .transform import attribution_transform
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
@@ -16,6 +17,8 @@ def _real_part(values):
 
 class Saliency:
     """``|∂f/∂x|`` (or the signed gradient with ``abs=False``)."""
+
+    public_name = "saliency"
 
     def __init__(self, abs=True):  # pylint: disable=redefined-builtin
         if not isinstance(abs, bool):
@@ -37,6 +40,8 @@ class Saliency:
 class InputXGradient:
     """``x ⊙ ∂f/∂x`` (``Re(conj(a) ⊙ ∂f)`` for complex amplitudes)."""
 
+    public_name = "input_x_gradient"
+
     def build(self, engine, delta=False):
         _no_delta(delta, "input_x_gradient")
         point = engine.point
@@ -52,6 +57,8 @@ class InputXGradient:
 
 class SmoothGrad:
     """Gradients averaged over Gaussian perturbations of the input (Captum's NoiseTunnel)."""
+
+    public_name = "smoothgrad"
 
     def __init__(self, nt_type="smoothgrad", nt_samples=10, stdevs=0.1, seed=0):
         if nt_type not in NT_TYPES:
@@ -91,87 +98,88 @@ def _no_delta(delta, name):
         raise ValueError(f"return_convergence_delta applies to integrated gradients, not {name}.")
 
 
-_saliency = attribution_decorator(Saliency)
-_input_x_gradient = attribution_decorator(InputXGradient)
-_smoothgrad = attribution_decorator(SmoothGrad)
+_SALIENCY_DOC = """Saliency map ``|∂f/∂x|`` of a QNode, from the same gradient engine as IG.
+
+Args:
+    qnode (QNode): the model (omit to get a decorator); or a tape (see :mod:`.transform`).
+    abs (bool): absolute value of the gradient (default ``True``, as Captum).
+    target, argnums, gradient, ancilla, return_stderr: as in
+        :func:`~pennylane_xqml.integrated_gradients`.
+
+For amplitude embeddings the gradient is taken in amplitude space, ``2 Re(M a)``
+(``2 M a`` as a complex number for complex amplitudes).
+
+**Example**
+
+>>> import pennylane as qml, numpy as np
+>>> import pennylane_xqml as xqml
+>>> dev = qml.device("default.qubit", wires=1)
+>>> @xqml.saliency(abs=False)
+... @qml.qnode(dev)
+... def model(x):
+...     qml.RY(x[0], wires=0)
+...     return qml.expval(qml.Z(0))
+>>> round(float(model(np.array([0.5]))[0]), 6)  # -sin(0.5)
+-0.479426
+"""
+
+saliency = attribution_transform(Saliency, _SALIENCY_DOC)
 
 
-def saliency(qnode=None, **options):
-    """Saliency map ``|∂f/∂x|`` of a QNode, from the same gradient engine as IG.
+_INPUT_X_GRADIENT_DOC = """Input × gradient attribution of a QNode.
 
-    Args:
-        qnode (QNode): the model (omit to get a decorator).
-        abs (bool): absolute value of the gradient (default ``True``, as Captum).
-        target, argnums, gradient, ancilla, return_stderr: as in
-            :func:`~pennylane_xqml.integrated_gradients`.
+Takes the same options as :func:`saliency` (without ``abs``). For amplitude embeddings it
+sums to ``2 f(a)`` (a quadratic form is homogeneous of degree 2).
 
-    For amplitude embeddings the gradient is taken in amplitude space, ``2 Re(M a)``
-    (``2 M a`` as a complex number for complex amplitudes).
+**Example**
 
-    **Example**
+>>> import pennylane as qml, numpy as np
+>>> import pennylane_xqml as xqml
+>>> dev = qml.device("default.qubit", wires=1)
+>>> @xqml.input_x_gradient
+... @qml.qnode(dev)
+... def model(x):
+...     qml.RY(x[0], wires=0)
+...     return qml.expval(qml.Z(0))
+>>> round(float(model(np.array([0.5]))[0]), 6)  # 0.5 * -sin(0.5)
+-0.239713
+"""
 
-    >>> import pennylane as qml, numpy as np
-    >>> import pennylane_xqml as xqml
-    >>> dev = qml.device("default.qubit", wires=1)
-    >>> @xqml.saliency(abs=False)
-    ... @qml.qnode(dev)
-    ... def model(x):
-    ...     qml.RY(x[0], wires=0)
-    ...     return qml.expval(qml.Z(0))
-    >>> round(float(model(np.array([0.5]))[0]), 6)  # -sin(0.5)
-    -0.479426
-    """
-    return _saliency(qnode, **options)
+input_x_gradient = attribution_transform(InputXGradient, _INPUT_X_GRADIENT_DOC)
 
 
-def input_x_gradient(qnode=None, **options):
-    """Input × gradient attribution of a QNode.
+_SMOOTHGRAD_DOC = """SmoothGrad family: gradients at ``nt_samples`` Gaussian perturbations of the input.
 
-    Takes the same options as :func:`saliency` (without ``abs``). For amplitude embeddings it
-    sums to ``2 f(a)`` (a quadratic form is homogeneous of degree 2).
+Args:
+    qnode (QNode): the model (omit to get a decorator); or a tape (see :mod:`.transform`).
+    nt_type (str): ``"smoothgrad"`` (mean gradient), ``"smoothgrad_sq"`` (mean squared
+        gradient) or ``"vargrad"`` (variance of the gradients).
+    nt_samples (int): number of perturbed inputs (default 10); all their gradient
+        circuits run in one batch.
+    stdevs (float): standard deviation of the noise (default 0.1; for amplitude
+        embeddings the noise is added to the unit-norm amplitude vector).
+    seed (int): seed of the noise (default 0), so explanations are reproducible.
+    target, argnums, gradient, ancilla, return_stderr: as in
+        :func:`~pennylane_xqml.integrated_gradients`.
 
-    **Example**
+**Example**
 
-    >>> import pennylane as qml, numpy as np
-    >>> import pennylane_xqml as xqml
-    >>> dev = qml.device("default.qubit", wires=1)
-    >>> @xqml.input_x_gradient
-    ... @qml.qnode(dev)
-    ... def model(x):
-    ...     qml.RY(x[0], wires=0)
-    ...     return qml.expval(qml.Z(0))
-    >>> round(float(model(np.array([0.5]))[0]), 6)  # 0.5 * -sin(0.5)
-    -0.239713
-    """
-    return _input_x_gradient(qnode, **options)
+>>> import pennylane as qml, numpy as np
+>>> import pennylane_xqml as xqml
+>>> dev = qml.device("default.qubit", wires=1)
+>>> @xqml.smoothgrad(nt_samples=4, stdevs=0.0)
+... @qml.qnode(dev)
+... def model(x):
+...     qml.RY(x[0], wires=0)
+...     return qml.expval(qml.Z(0))
+>>> round(float(model(np.array([0.5]))[0]), 6)  # no noise: the gradient
+-0.479426
+"""
 
+smoothgrad = attribution_transform(SmoothGrad, _SMOOTHGRAD_DOC)
 
-def smoothgrad(qnode=None, **options):
-    """SmoothGrad family: gradients at ``nt_samples`` Gaussian perturbations of the input.
-
-    Args:
-        qnode (QNode): the model (omit to get a decorator).
-        nt_type (str): ``"smoothgrad"`` (mean gradient), ``"smoothgrad_sq"`` (mean squared
-            gradient) or ``"vargrad"`` (variance of the gradients).
-        nt_samples (int): number of perturbed inputs (default 10); all their gradient
-            circuits run in one batch.
-        stdevs (float): standard deviation of the noise (default 0.1; for amplitude
-            embeddings the noise is added to the unit-norm amplitude vector).
-        seed (int): seed of the noise (default 0), so explanations are reproducible.
-        target, argnums, gradient, ancilla, return_stderr: as in
-            :func:`~pennylane_xqml.integrated_gradients`.
-
-    **Example**
-
-    >>> import pennylane as qml, numpy as np
-    >>> import pennylane_xqml as xqml
-    >>> dev = qml.device("default.qubit", wires=1)
-    >>> @xqml.smoothgrad(nt_samples=4, stdevs=0.0)
-    ... @qml.qnode(dev)
-    ... def model(x):
-    ...     qml.RY(x[0], wires=0)
-    ...     return qml.expval(qml.Z(0))
-    >>> round(float(model(np.array([0.5]))[0]), 6)  # no noise: the gradient
-    -0.479426
-    """
-    return _smoothgrad(qnode, **options)
+__test__ = {
+    "saliency": _SALIENCY_DOC,
+    "input_x_gradient": _INPUT_X_GRADIENT_DOC,
+    "smoothgrad": _SMOOTHGRAD_DOC,
+}

@@ -6,7 +6,8 @@ import numpy as np
 import pennylane as qml
 
 from .baselines import resolve_baseline
-from .core import Attribution, attribution_decorator, safe_unit
+from .core import Attribution, safe_unit
+from .transform import attribution_transform
 from .quadrature import METHODS, path_points
 
 IG_METHODS = ("auto", "exact") + METHODS
@@ -14,6 +15,8 @@ IG_METHODS = ("auto", "exact") + METHODS
 
 class IntegratedGradients:
     """The method object behind :func:`integrated_gradients` (validated hyper-parameters)."""
+
+    public_name = "integrated_gradients"
 
     def __init__(self, baselines=None, n_steps=50, method="auto", baseline_data=None):
         if method not in IG_METHODS:
@@ -85,68 +88,65 @@ class IntegratedGradients:
         return get
 
 
-def _integrated_gradients(baselines=None, n_steps=50, method="auto", baseline_data=None):
-    return IntegratedGradients(baselines, n_steps, method, baseline_data)
+_DOC = r"""Integrated gradients of a QNode's output with respect to its input.
 
+A ``qml.transform``: use it as a decorator (``@integrated_gradients(baselines=0.0)`` above
+``@qml.qnode``) or call ``integrated_gradients(qnode, ...)``; the result is an
+:class:`~pennylane_xqml.transform.ExplainedQNode`, a callable with the QNode's signature.
+Applied to a tape that starts with an amplitude embedding it returns ``(tapes, postprocessing)``
+(hardware rule ``"hadamard_all"`` by default).
 
-_decorator = attribution_decorator(_integrated_gradients)
+.. math:: \mathrm{IG}_i(x) = (x_i - x'_i) \int_0^1 \partial_i f(x' + \alpha (x - x'))\, d\alpha
 
+Args:
+    qnode (QNode): the model (omit to get a decorator).
+    baselines: the reference input ``x'``: a scalar, an array shaped like the input, or
+        ``"mean"`` with ``baseline_data``. Default 0. For amplitude embeddings a zero
+        baseline is the zero *amplitude* vector (HATTRIQ's choice); any other baseline is
+        embedded like the input (padded, normalised).
+    baseline_data (array): rows shaped like the input, for ``baselines="mean"``.
+    n_steps (int): quadrature points for the numerical methods (>= 1).
+    method (str): ``"auto"`` (``"exact"`` for amplitude embeddings, else
+        ``"gausslegendre"``), ``"exact"``, ``"gausslegendre"``, ``"riemann_left"``,
+        ``"riemann_right"``, ``"riemann_middle"``, ``"riemann_trapezoid"``.
+    target (int): which output to explain (an index into the concatenated outputs:
+        expectation values, then probabilities). ``None`` explains every output, on a
+        leading axis, when the QNode has several.
+    argnums (int): the QNode argument that holds the input. Default 0.
+    gradient (str): how input gradients are measured: ``"auto"``, ``"hadamard_all"``,
+        ``"hadamard"``, ``"adjoint"``, ``"backprop"``, ``"parameter-shift"``
+        (see :func:`~pennylane_xqml.core.resolve_gradient` for what ``"auto"`` picks).
+    ancilla: a free wire for the Hadamard tests (default: found or added automatically).
+    return_convergence_delta (bool): also return ``Σ attr - (f(x) - f(x'))``.
+    return_stderr (bool): also return the standard error of each attribution (shots).
 
-def integrated_gradients(qnode=None, **options):
-    r"""Integrated gradients of a QNode's output with respect to its input.
+Returns:
+    callable: ``explained(*args, **kwargs)`` giving attributions shaped like the input.
 
-    Use as a decorator (``@integrated_gradients(baselines=0.0)`` above ``@qml.qnode``) or call
-    ``integrated_gradients(qnode, ...)``. The result is a callable with the QNode's signature.
+**Amplitude space.** For ``AmplitudeEmbedding``/``StatePrep`` inputs the model is the
+quadratic form ``f(a) = a† U† O U a`` of the prepared (padded, normalised) vector ``a``, and
+attributions are given per entry of ``a`` (length ``2**n``; equal to the input's shape when
+no padding is used). Raw features are *not* attributed: ``f(x/‖x‖)`` is constant along the
+ray from the zero baseline, so raw-feature IG from 0 would sum to 0. In amplitude space IG is
+exact in closed form, ``IG_i = (a - a')_i Re(M (a + a'))_i``, and ``method="exact"``
+measures all ``2**n`` components with one circuit per Pauli word of the observable.
 
-    .. math:: \mathrm{IG}_i(x) = (x_i - x'_i) \int_0^1 \partial_i f(x' + \alpha (x - x'))\, d\alpha
+**Example**
 
-    Args:
-        qnode (QNode): the model (omit to get a decorator).
-        baselines: the reference input ``x'``: a scalar, an array shaped like the input, or
-            ``"mean"`` with ``baseline_data``. Default 0. For amplitude embeddings a zero
-            baseline is the zero *amplitude* vector (HATTRIQ's choice); any other baseline is
-            embedded like the input (padded, normalised).
-        baseline_data (array): rows shaped like the input, for ``baselines="mean"``.
-        n_steps (int): quadrature points for the numerical methods (>= 1).
-        method (str): ``"auto"`` (``"exact"`` for amplitude embeddings, else
-            ``"gausslegendre"``), ``"exact"``, ``"gausslegendre"``, ``"riemann_left"``,
-            ``"riemann_right"``, ``"riemann_middle"``, ``"riemann_trapezoid"``.
-        target (int): which output to explain (an index into the concatenated outputs:
-            expectation values, then probabilities). ``None`` explains every output, on a
-            leading axis, when the QNode has several.
-        argnums (int): the QNode argument that holds the input. Default 0.
-        gradient (str): how input gradients are measured: ``"auto"``, ``"hadamard_all"``,
-            ``"hadamard"``, ``"adjoint"``, ``"backprop"``, ``"parameter-shift"``
-            (see :func:`~pennylane_xqml.core.resolve_gradient` for what ``"auto"`` picks).
-        ancilla: a free wire for the Hadamard tests (default: found or added automatically).
-        return_convergence_delta (bool): also return ``Σ attr - (f(x) - f(x'))``.
-        return_stderr (bool): also return the standard error of each attribution (shots).
+>>> import pennylane as qml, numpy as np
+>>> import pennylane_xqml as xqml
+>>> dev = qml.device("default.qubit", wires=2)
+>>> @xqml.integrated_gradients(return_convergence_delta=True)
+... @qml.qnode(dev)
+... def model(x, w):
+...     qml.AmplitudeEmbedding(x, wires=range(2), normalize=True)
+...     qml.RY(w, wires=0)
+...     qml.CNOT(wires=[0, 1])
+...     return qml.expval(qml.Z(1))
+>>> attributions, delta = model(np.array([1.0, 2.0, 0.5, 0.3]), 0.4)
+>>> attributions.shape, bool(abs(delta) < 1e-10)
+((4,), True)
+"""
 
-    Returns:
-        callable: ``explained(*args, **kwargs)`` giving attributions shaped like the input.
-
-    **Amplitude space.** For ``AmplitudeEmbedding``/``StatePrep`` inputs the model is the
-    quadratic form ``f(a) = a† U† O U a`` of the prepared (padded, normalised) vector ``a``, and
-    attributions are given per entry of ``a`` (length ``2**n``; equal to the input's shape when
-    no padding is used). Raw features are *not* attributed: ``f(x/‖x‖)`` is constant along the
-    ray from the zero baseline, so raw-feature IG from 0 would sum to 0. In amplitude space IG is
-    exact in closed form, ``IG_i = (a - a')_i Re(M (a + a'))_i``, and ``method="exact"``
-    measures all ``2**n`` components with one circuit per Pauli word of the observable.
-
-    **Example**
-
-    >>> import pennylane as qml, numpy as np
-    >>> import pennylane_xqml as xqml
-    >>> dev = qml.device("default.qubit", wires=2)
-    >>> @xqml.integrated_gradients(return_convergence_delta=True)
-    ... @qml.qnode(dev)
-    ... def model(x, w):
-    ...     qml.AmplitudeEmbedding(x, wires=range(2), normalize=True)
-    ...     qml.RY(w, wires=0)
-    ...     qml.CNOT(wires=[0, 1])
-    ...     return qml.expval(qml.Z(1))
-    >>> attributions, delta = model(np.array([1.0, 2.0, 0.5, 0.3]), 0.4)
-    >>> attributions.shape, bool(abs(delta) < 1e-10)
-    ((4,), True)
-    """
-    return _decorator(qnode, **options)
+integrated_gradients = attribution_transform(IntegratedGradients, _DOC)
+__test__ = {"integrated_gradients": _DOC}

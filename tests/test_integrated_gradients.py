@@ -201,3 +201,44 @@ def test_composes_with_pennylane_transforms(rng):
     tape_compiled = ig_compiled.construct_batch(x, 0.3)[0]
     assert len(tape_compiled.operations) < len(tape_plain.operations)
     assert not any(op.name == "Hadamard" and op.wires == qml.wires.Wires(1) for op in tape_compiled.operations)
+
+
+def test_pennylane_transform_applied_to_an_explanation(rng):
+    """qml.transforms.* applied on top of an explanation act on the explained QNode."""
+    dev = qml.device("default.qubit", wires=2)
+
+    @qml.qnode(dev, interface="jax")
+    def model(x, w):
+        qml.AmplitudeEmbedding(x, wires=range(2), normalize=True)
+        qml.RY(w, 0)
+        qml.RY(0.4, 0)
+        qml.CNOT([0, 1])
+        return qml.expval(qml.PauliZ(1))
+
+    x = jnp.array(rng.normal(size=4))
+    explained = xqml.integrated_gradients(model, gradient="hadamard_all")
+    compiled = qml.transforms.merge_rotations(explained)
+    assert isinstance(compiled, xqml.ExplainedQNode)
+    np.testing.assert_allclose(compiled(x, 0.3), explained(x, 0.3), atol=1e-10)
+    n_ops = lambda e: len(e.construct_batch(x, 0.3)[0].operations)  # noqa: E731
+    assert n_ops(compiled) == n_ops(explained) - 2  # one RY fewer in U and in U†
+    assert compiled.device is dev  # QNode attributes are reachable
+
+
+def test_tape_level_transform(rng):
+    """On a tape the transform returns (tapes, postprocessing) in amplitude space."""
+    w = random_weights(rng, N_QUBITS)
+    a = rng.normal(size=8)
+    a /= np.linalg.norm(a)
+    tape = qml.tape.QuantumScript(
+        [qml.StatePrep(a, wires=range(N_QUBITS)), qml.StronglyEntanglingLayers(w, wires=range(N_QUBITS))],
+        [qml.expval(qml.PauliZ(0))],
+    )
+    tapes, postprocessing = xqml.integrated_gradients(tape, return_convergence_delta=True)
+    assert len(tapes) == 1 + 2  # one Hadamard test per Pauli word, plus f(x) and f(0) for delta
+    attributions, delta = postprocessing(qml.execute(tapes, qml.device("default.qubit")))
+    np.testing.assert_allclose(attributions, np.real(a * (quadratic_form(w, N_QUBITS, qml.PauliZ(0)) @ a)), atol=1e-10)
+    assert abs(delta) < 1e-10
+    angle_tape = qml.tape.QuantumScript([qml.RY(0.3, 0)], [qml.expval(qml.PauliZ(0))])
+    with pytest.raises(ValueError, match="apply them to the QNode"):
+        xqml.saliency(angle_tape)

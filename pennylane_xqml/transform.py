@@ -1,0 +1,202 @@
+"""The public face of every attribution method: a ``qml.transform``.
+
+Each method (integrated gradients, saliency, ...) is a :class:`pennylane.transform`:
+
+* applied to a **QNode** (``@xqml.saliency`` or ``xqml.saliency(qnode, ...)``), it returns an
+  :class:`ExplainedQNode`, a callable with the QNode's signature. This QNode-level hook is needed
+  because a method may re-trace the QNode at other inputs (integrated-gradient path points,
+  noisy copies, classical pre-processing of angle encodings);
+* applied to a **tape** whose first operation is an amplitude embedding, it returns
+  ``(tapes, postprocessing)`` like any PennyLane transform, the input being the prepared
+  amplitude vector;
+* any PennyLane transform applied to an :class:`ExplainedQNode` (for example
+  ``qml.transforms.merge_rotations``) is applied to the wrapped QNode, so compilation passes
+  compose with explanations in either order.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import pennylane as qml
+from pennylane.transforms.core import Transform
+
+from .core import GRADIENT_RULES, Engine, ModelCall
+from .encodings import find_amplitude_encoding, output_sentences
+from .execution import shots_of
+
+
+class Options(NamedTuple):
+    """Options every attribution method shares (validated by :func:`split_options`)."""
+
+    argnums: int = 0
+    target: int | None = None
+    gradient: str = "auto"
+    ancilla: object = None
+    return_convergence_delta: bool = False
+    return_stderr: bool = False
+
+
+def split_options(method_class, options):
+    """``(method, Options)`` from keyword options; the method validates its own."""
+    common = {k: options.pop(k) for k in Options._fields if k in options}
+    shared = Options(**common)
+    if not isinstance(shared.argnums, (int, np.integer)) or isinstance(shared.argnums, bool):
+        raise TypeError(f"argnums must be one int (the input argument), got {shared.argnums!r}.")
+    if shared.gradient not in GRADIENT_RULES:
+        raise ValueError(f"Unknown gradient={shared.gradient!r}; expected one of {GRADIENT_RULES}.")
+    if shared.target is not None and (
+        not isinstance(shared.target, (int, np.integer)) or isinstance(shared.target, bool)
+    ):
+        raise TypeError(f"target must be an int or None, got {shared.target!r}.")
+    return method_class(**options), shared
+
+
+def _attribute(call, options, method):
+    """Build the engine for ``call``; returns ``(engine, result_fn)``."""
+    if options.target is not None and not -call.n_outputs <= options.target < call.n_outputs:
+        raise ValueError(
+            f"target={options.target} is out of range: the model has {call.n_outputs} outputs."
+        )
+    engine = Engine(call, options.gradient, options.ancilla)
+    finish = method.build(engine, delta=options.return_convergence_delta)
+    return engine, lambda lookup: _format(call, finish(lookup), options)
+
+
+def _format(call, result, options):
+    """Select the target and assemble ``attr``, ``(attr, delta)``, ``(attr, [delta,] stderr)``."""
+    shape = (call.n_outputs, *call.feature_shape)
+    values = qml.math.reshape(result.values, shape)
+    stderr = qml.math.sqrt(qml.math.reshape(result.variance, shape))
+    delta = result.delta
+    single = len(call.tape.measurements) == 1 and call.n_outputs == 1
+    if options.target is not None or single:
+        k = 0 if single else options.target
+        values, stderr = values[k], stderr[k]
+        delta = None if delta is None else delta[k]
+    out = (values,)
+    if options.return_convergence_delta:
+        out += (delta,)
+    if options.return_stderr:
+        out += (stderr,)
+    return out[0] if len(out) == 1 else out
+
+
+class ExplainedQNode:
+    """A QNode wrapped by an attribution method: call it like the QNode to get attributions.
+
+    Returns the attribution (shape of the input, or ``(n_outputs, *shape)`` when the QNode has
+    several outputs and no ``target`` is set); with ``return_convergence_delta=True`` the tuple
+    ``(attributions, delta)``; with ``return_stderr=True`` the standard errors are appended:
+    ``(attributions, stderr)`` or ``(attributions, delta, stderr)`` (zeros on analytic devices).
+    Attributes it does not define (``device``, ``interface``, ``diff_method``, ...) are the
+    QNode's.
+    """
+
+    def __init__(self, qnode, method, options: Options):
+        if not isinstance(qnode, qml.QNode):
+            raise TypeError(f"Attribution decorators wrap a qml.QNode, got {type(qnode).__name__}.")
+        self.qnode, self.method, self.options = qnode, method, options
+        functools.update_wrapper(self, qnode, updated=())
+
+    def __getattr__(self, name):
+        if name == "qnode":  # not yet set (e.g. during unpickling)
+            raise AttributeError(name)
+        return getattr(self.qnode, name)
+
+    def _engine(self, args, kwargs):
+        call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
+        return _attribute(call, self.options, self.method)
+
+    def construct_batch(self, *args, **kwargs):
+        """The tapes one explanation executes (after validation; nothing runs)."""
+        engine, _ = self._engine(args, kwargs)
+        return engine.batch.tapes
+
+    def draw(self, *args, index=0, **kwargs):
+        """Text drawing of the ``index``-th generated tape."""
+        tapes = self.construct_batch(*args, **kwargs)
+        return qml.drawer.tape_text(tapes[index], decimals=2, max_length=120)
+
+    def __call__(self, *args, **kwargs):
+        engine, result = self._engine(args, kwargs)
+        return result(engine.run())
+
+
+@Transform.generic_register
+def _apply_to_explained_qnode(obj: ExplainedQNode, transform, *targs, **tkwargs):
+    """PennyLane transforms applied to an explanation act on the QNode it explains."""
+    return ExplainedQNode(transform(obj.qnode, *targs, **tkwargs), obj.method, obj.options)
+
+
+class TapeCall:
+    """A bare tape seen as a model call: the input is its amplitude-embedding vector.
+
+    Baselines are then amplitude vectors themselves (a zero baseline is the zero vector).
+    """
+
+    device = None
+
+    def __init__(self, tape):
+        self.tape = tape
+        self.encoding = find_amplitude_encoding(tape)
+        if self.encoding is None:
+            raise ValueError(
+                "Applied to a tape, attribution transforms need an amplitude embedding "
+                "(StatePrep/AmplitudeEmbedding first); for angle encodings apply them to the QNode, "
+                "which can re-trace the circuit at new inputs."
+            )
+        self.sentences = output_sentences(tape)
+        self.shots = shots_of(tape)
+        self.x = self.encoding.vector
+        self.shape = self.feature_shape = (self.encoding.dim,)
+
+    kind = "amplitude"
+
+    @property
+    def n_outputs(self):
+        return len(self.sentences)
+
+    @staticmethod
+    def amplitude_of(vector):
+        return vector
+
+
+def attribution_transform(method_class, doc):
+    """Make the ``qml.transform`` of an attribution method.
+
+    ``method_class(**method_options)`` validates and holds the method's hyper-parameters and
+    provides ``build(engine, delta)``; ``doc`` is the public docstring.
+    """
+
+    def tape_transform(tape, **options):
+        method, shared = split_options(method_class, dict(options))
+        engine, result = _attribute(TapeCall(tape), shared, method)
+        return engine.batch.tapes, lambda results: result(engine.postprocess(results))
+
+    def setup_inputs(*targs, **tkwargs):
+        if targs:
+            raise TypeError("Attribution options are keyword-only, e.g. saliency(qnode, abs=False).")
+        split_options(method_class, dict(tkwargs))  # validate eagerly, before any circuit
+        return (), tkwargs
+
+    tape_transform.__doc__ = doc
+    tape_transform.__name__ = tape_transform.__qualname__ = method_class.public_name
+    transform = qml.transform(tape_transform, setup_inputs=setup_inputs)
+
+    @transform.register
+    def _apply_to_qnode(qnode: qml.QNode, **options):
+        method, shared = split_options(method_class, dict(options))
+        return ExplainedQNode(qnode, method, shared)
+
+    @transform.register
+    def _refuse_other_callables(obj: Callable, **_options):
+        raise TypeError(
+            f"{method_class.public_name} explains a qml.QNode (or a tape); got "
+            f"{type(obj).__name__}. Decorate the QNode, not its quantum function."
+        )
+
+    return transform
