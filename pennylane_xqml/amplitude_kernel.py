@@ -247,29 +247,28 @@ def _feature_values(cursor, u, dim, shots, imag):
     return re, (im if imag else None), var_re, (var_im if imag else None)
 
 
-def _combine_words(per_pair_word, pairs, plan, imag):
+def _combine_part(per_word, overlap_part, plan, part):
+    """One part (0: real, 1: imaginary) of ``Σ_w c_kw K_w + c_kI overlap`` and its variance."""
+    identity = qml.math.asarray(plan.identity)[:, None] * overlap_part
+    if not per_word:  # only an identity term: no circuit, no variance
+        return identity, qml.math.zeros_like(identity)
     coeffs = qml.math.asarray(plan.coefficients)
+    words = qml.math.stack([w[part] for w in per_word])
+    variances = qml.math.stack([w[part + 2] for w in per_word])
+    return coeffs @ words + identity, coeffs**2 @ variances
+
+
+def _combine_words(per_pair_word, pairs, plan, imag):
     real, im, var_re, var_im = [], [], [], []
     for (u, v), per_word in zip(pairs, per_pair_word):
         overlap = _conj(u) * v
-        identity = qml.math.asarray(plan.identity)[:, None]
-        if per_word:
-            words_re = qml.math.stack([w[0] for w in per_word])
-            words_var = qml.math.stack([w[2] for w in per_word])
-            real.append(coeffs @ words_re + identity * qml.math.real(overlap))
-            var_re.append(coeffs**2 @ words_var)
-        else:
-            real.append(identity * qml.math.real(overlap))
-            var_re.append(qml.math.zeros_like(real[-1]))
+        value, variance = _combine_part(per_word, qml.math.real(overlap), plan, 0)
+        real.append(value)
+        var_re.append(variance)
         if imag:
-            if per_word:
-                words_im = qml.math.stack([w[1] for w in per_word])
-                words_var_im = qml.math.stack([w[3] for w in per_word])
-                im.append(coeffs @ words_im + identity * qml.math.imag(overlap))
-                var_im.append(coeffs**2 @ words_var_im)
-            else:
-                im.append(identity * qml.math.imag(overlap))
-                var_im.append(qml.math.zeros_like(im[-1]))
+            value, variance = _combine_part(per_word, qml.math.imag(overlap), plan, 1)
+            im.append(value)
+            var_im.append(variance)
     stack = qml.math.stack
     return KernelValues(
         stack(real), stack(im) if imag else None, stack(var_re), stack(var_im) if imag else None
