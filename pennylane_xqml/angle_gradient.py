@@ -20,7 +20,7 @@ import numpy as np
 import pennylane as qml
 from pennylane.exceptions import ParameterFrequenciesUndefinedError
 
-from .encodings import collect_words
+from .encodings import collect_words, word_expectations, word_tape, word_variances
 from .execution import shots_of
 
 
@@ -47,10 +47,6 @@ class ShiftGradient(NamedTuple):
     variance: object
 
 
-def _word_tape(tape, words):
-    return tape.copy(measurements=[qml.expval(word.operation()) for word in words])
-
-
 def shift_tapes(tape, indices, sentences, order=1):
     """Shifted tapes for the parameters ``indices`` of ``tape`` and their post-processing.
 
@@ -66,7 +62,7 @@ def shift_tapes(tape, indices, sentences, order=1):
     """
     plan = collect_words(sentences)
     shots = shots_of(tape)
-    base = _word_tape(tape, plan.words)  # operation parameters keep their indices
+    base = word_tape(tape, plan.words)  # operation parameters keep their indices
     params = base.get_parameters(trainable_only=False)
     base.trainable_params = list(range(len(params)))
     tapes, recipes = [], []
@@ -83,12 +79,9 @@ def shift_tapes(tape, indices, sentences, order=1):
         cursor = iter(results)
         values, variances = [], []
         for recipe in recipes:
-            word_values = [qml.math.stack(_as_tuple(next(cursor))) for _ in recipe]
+            word_values = [word_expectations(next(cursor)) for _ in recipe]
             value = sum(c * e for (c, _), e in zip(recipe, word_values))
-            if shots is None:
-                variance = qml.math.zeros_like(value)
-            else:
-                variance = sum(c**2 * (1 - e**2) / shots for (c, _), e in zip(recipe, word_values))
+            variance = sum(c**2 * word_variances(e, shots) for (c, _), e in zip(recipe, word_values))
             values.append(value)
             variances.append(variance)
         coeffs = qml.math.asarray(plan.coefficients)
@@ -101,10 +94,6 @@ def shift_tapes(tape, indices, sentences, order=1):
             np.zeros((len(sentences), len(indices))), np.zeros((len(sentences), len(indices)))
         )
     return tapes, postprocess
-
-
-def _as_tuple(result):
-    return result if isinstance(result, (tuple, list)) else (result,)
 
 
 def classical_jacobian(param_fn, x):

@@ -21,10 +21,14 @@ from pennylane.measurements import ExpectationMP
 
 from . import amplitude_kernel, angle_gradient
 from .encodings import (
+    collect_words,
     find_amplitude_encoding,
     flatten_outputs,
     input_parameter_indices,
     output_sentences,
+    word_expectations,
+    word_tape,
+    word_variances,
 )
 from .execution import ANCILLA_LABEL, ancilla_and_device, execute_batch, shots_of
 
@@ -279,17 +283,39 @@ class Engine:
         return get
 
     def forward_at(self, point):
-        """Request the outputs ``f_k`` at a flat point (amplitudes of any norm, or features)."""
+        """Request the outputs ``f_k`` at a flat point (amplitudes of any norm, or features).
+
+        Returns ``get(lookup) -> (values, variances)``, both of shape ``(K,)``: the circuit
+        measures every Pauli word of the outputs, so that with shots each output's variance is
+        known (words treated as independent estimates).
+        """
         call = self.call
+        plan = collect_words(call.sentences)
+        scale = 1.0
         if call.kind == "amplitude":
             unit, norm = safe_unit(point)
             prep = qml.StatePrep(unit, wires=call.encoding.wires)
             tape = call.tape.copy(operations=[prep, *call.tape.operations[1:]])
-            handle = self.batch.add([tape], lambda r: flatten_outputs(r[0], tape))
-            return lambda lookup: norm**2 * lookup(handle)
-        tape = call.tape_at(qml.math.reshape(point, call.shape))
-        handle = self.batch.add([tape], lambda r: flatten_outputs(r[0], tape))
-        return lambda lookup: lookup(handle)
+            scale = norm**2  # f is the quadratic form a† M a
+        else:
+            tape = call.tape_at(qml.math.reshape(point, call.shape))
+        identity = qml.math.asarray(plan.identity)
+        if not plan.words:  # constant outputs
+            return lambda lookup: (scale * identity, qml.math.zeros_like(identity))
+        coeffs = qml.math.asarray(plan.coefficients)
+
+        def estimate(results):
+            expectations = word_expectations(results[0])
+            variances = word_variances(expectations, call.shots)
+            return coeffs @ expectations + identity, coeffs**2 @ variances
+
+        handle = self.batch.add([word_tape(tape, plan.words)], estimate)
+
+        def get(lookup):
+            values, variances = lookup(handle)
+            return scale * values, scale**2 * variances
+
+        return get
 
     def kernel(self, pairs, imag=False):
         """Request ``K(u, v)`` (see :mod:`.amplitude_kernel`) for normalised pairs."""

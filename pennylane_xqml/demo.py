@@ -4,8 +4,10 @@
 on 4x4 Bars and Stripes (4 qubits) and on scikit-learn's 8x8 digits 0 vs 1 (6 qubits), with
 this package's exact one-circuit form of IG, and compares circuit counts with HATTRIQ's.
 
->>> from pennylane_xqml.demo import run_demo
->>> rows = run_demo("xqml_output", quick=True, progress=False)  # doctest: +SKIP
+Run it from the shell with ``xqml demo``, or from Python (tested in ``tests/test_demo.py``)::
+
+    from pennylane_xqml.demo import run_demo
+    rows = run_demo("xqml_output", quick=True, progress=False)
 """
 
 from __future__ import annotations
@@ -201,9 +203,10 @@ def run_demo(output_dir="xqml_output", quick=False, progress=True):
         ``circuits_hattriq``. Circuit counts are those of the attribution; asking for the
         completeness delta adds two forward circuits.
 
-    >>> rows = run_demo("/tmp/xqml_output", quick=True, progress=False)  # doctest: +SKIP
-    >>> rows[0]["circuits_hadamard_all"]  # doctest: +SKIP
-    1
+    Example (tested in ``tests/test_demo.py``)::
+
+        rows = run_demo("/tmp/xqml_output", quick=True, progress=False)
+        rows[0]["circuits_hadamard_all"]  # 1: one Hadamard test for PauliZ(0)
     """
     jax.config.update("jax_enable_x64", True)
     os.makedirs(output_dir, exist_ok=True)

@@ -54,7 +54,7 @@ class IntegratedGradients:
             values, variance = get(lookup)
             gap = None
             if delta:
-                gap = qml.math.sum(values, axis=-1) - (f_x(lookup) - f_0(lookup))
+                gap = qml.math.sum(values, axis=-1) - (f_x(lookup)[0] - f_0(lookup)[0])
             return Attribution(values, variance, gap)
 
         return finish

@@ -78,3 +78,22 @@ def test_analytic_stderr_is_zero(rng):
         model, return_convergence_delta=True, return_stderr=True
     )(x, w)
     assert np.all(np.asarray(stderr) == 0) and abs(delta) < 1e-10
+
+
+def test_perturbation_methods_with_shots(rng):
+    """Shapley values and feature ablation propagate the forward circuits' variances."""
+    dev = qml.device("default.qubit", wires=2, seed=21)
+
+    @qml.qnode(dev)
+    def model(x, w):
+        qml.RY(x[0], wires=0)
+        qml.RY(x[1], wires=1)
+        qml.CNOT([0, 1])
+        qml.RX(w, wires=1)
+        return qml.expval(qml.PauliZ(1) + 0.5 * qml.PauliX(0))
+
+    x, background = np.array([0.7, -1.2]), rng.normal(size=(3, 2))
+    for method, options in ((xqml.shapley_values, {"background": background}), (xqml.feature_ablation, {})):
+        exact = method(model, **options)(x, 0.4)
+        estimate, stderr = method(qml.set_shots(model, shots=20000), return_stderr=True, **options)(x, 0.4)
+        _within(estimate, stderr, exact)
