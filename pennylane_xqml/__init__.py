@@ -1,5 +1,6 @@
 """pennylane-xqml: explanations (attributions) for PennyLane QNodes."""
 
+from . import metrics
 from .core import ModelCall
 from .gradients import input_x_gradient, saliency, smoothgrad
 from .integrated_gradients import integrated_gradients
@@ -20,6 +21,7 @@ __all__ = [
     "ModelCall",
     "feature_ablation",
     "input_x_gradient",
+    "metrics",
     "integrated_gradients",
     "kernel_shap",
     "lime",
