@@ -1,6 +1,7 @@
 """The ``xqml`` command line.
 
-``xqml demo`` runs the main job (see :func:`pennylane_xqml.demo.run_demo`)::
+``xqml demo`` runs the main job (see :func:`pennylane_xqml.demo.run_demo`), ``xqml reproduce
+NAME`` a paper's experiment (see :mod:`pennylane_xqml.reproductions`)::
 
     xqml demo --output xqml_output
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .reproductions import REPRODUCTIONS
+
 
 def _demo(args):
     from .demo import run_demo  # pylint: disable=import-outside-toplevel
@@ -18,8 +21,15 @@ def _demo(args):
     return 0
 
 
+def _reproduce(args):
+    from .reproductions import load  # pylint: disable=import-outside-toplevel
+
+    load(args.name)(args.output, quick=args.quick, progress=not args.no_progress)
+    return 0
+
+
 def build_parser():
-    """The argument parser of ``xqml`` (sub-commands: ``demo``)."""
+    """The argument parser of ``xqml`` (sub-commands: ``demo``, ``reproduce``)."""
     parser = argparse.ArgumentParser(
         prog="xqml", description="Explanations for PennyLane quantum models (pennylane-xqml)."
     )
@@ -33,6 +43,12 @@ def build_parser():
     demo.add_argument("--quick", action="store_true", help="fewer epochs and images (smoke run)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     demo.set_defaults(run=_demo)
+    reproduce = commands.add_parser("reproduce", help="reproduce a paper's experiment")
+    reproduce.add_argument("name", choices=sorted(REPRODUCTIONS), help="which experiment")
+    reproduce.add_argument("--output", default="xqml_output", help="folder for tables and figures")
+    reproduce.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    reproduce.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    reproduce.set_defaults(run=_reproduce)
     return parser
 
 

@@ -1,0 +1,20 @@
+"""Command-line reproductions of the papers' experiments (``xqml reproduce NAME``).
+
+Each reproduction is a module of this package with a function
+``run(output_dir="xqml_output", quick=False, progress=True)`` that prints its table, writes its
+figures to ``output_dir`` and returns its results. :data:`REPRODUCTIONS` maps the command-line
+names to the modules.
+"""
+
+import importlib
+
+REPRODUCTIONS = {}
+"""``{name: module}``: filled in as reproductions land (e.g. ``"qpert-iris": "qpert_iris"``)."""
+
+
+def load(name):
+    """The ``run`` function of the reproduction ``name``."""
+    if name not in REPRODUCTIONS:
+        known = ", ".join(sorted(REPRODUCTIONS)) or "none yet"
+        raise ValueError(f"Unknown reproduction {name!r}; available: {known}.")
+    return importlib.import_module(f"{__name__}.{REPRODUCTIONS[name]}").run
