@@ -14,12 +14,12 @@ import zipfile
 import numpy as np
 
 __all__ = [
-    "bars_and_stripes",
-    "load_digits_pair",
     "amplitude_vectors",
+    "bars_and_stripes",
+    "downsample",
+    "load_digits_pair",
     "load_idx",
     "load_mnist_like",
-    "downsample",
 ]
 
 _IDX_DTYPES = {
@@ -153,9 +153,7 @@ def load_idx(path):
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(
-            f"{path}: IDX data has {len(raw) - header} bytes; shape {shape} needs {expected}."
-        )
+        raise ValueError(f"{path}: IDX data has {len(raw) - header} bytes; shape {shape} needs {expected}.")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 

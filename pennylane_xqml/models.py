@@ -18,8 +18,9 @@ _CHUNK = 256  # predictions run in fixed-size chunks so the vmapped QNode compil
 class AmplitudeClassifier:
     """Binary classifier: ``AmplitudeEmbedding`` -> ``StronglyEntanglingLayers`` -> ``<Z_0>``.
 
-    The probability of class 1 is ``(1 - <Z_0>) / 2``. ``qnode(x, weights)`` is a
-    JAX-interface QNode, so attribution transforms can wrap it directly.
+    The probability of class 1 is ``(1 - <Z_0>) / 2``. Attributes: ``qnode(x, weights)``,
+    a JAX-interface QNode that attribution transforms can wrap directly; ``weights``,
+    the trainable ``StronglyEntanglingLayers`` angles; ``history``, per-epoch losses.
 
     >>> from pennylane_xqml.data import bars_and_stripes
     >>> X, y = bars_and_stripes(4)
@@ -28,7 +29,7 @@ class AmplitudeClassifier:
     (28,)
     """
 
-    def __init__(self, n_qubits, n_layers=2, device=None, seed=0):
+    def __init__(self, n_qubits, n_layers=3, device=None, seed=0):
         if n_qubits < 1 or n_layers < 1:
             raise ValueError(f"n_qubits and n_layers must be positive; got {n_qubits}, {n_layers}.")
         self.n_qubits, self.n_layers = n_qubits, n_layers
@@ -51,9 +52,9 @@ class AmplitudeClassifier:
 
     def _check_X(self, X):
         X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (n_samples, n_features); got shape {X.shape}.")
-        amplitude_vectors(X, self.n_qubits)
+        if X.ndim != 2 or len(X) == 0:
+            raise ValueError(f"X must be a non-empty 2-D array (n_samples, n_features); got shape {X.shape}.")
+        amplitude_vectors(X, self.n_qubits)  # raises on rows that cannot be embedded
         return X
 
     def _check_Xy(self, X, y):
@@ -71,15 +72,20 @@ class AmplitudeClassifier:
         return jnp.sum(mask * losses) / jnp.sum(mask)
 
     def fit(self, X, y, epochs=30, batch_size=16, learning_rate=0.05, seed=0, progress=False):
-        """Train ``weights`` (starting from their current values) with Adam on binary cross-entropy.
+        """Train ``weights`` (from their current values) with Adam on binary cross-entropy.
 
-        Mini-batches are reshuffled every epoch with ``seed``; the mean loss of each
+        The learning rate decays from ``learning_rate`` to 0 on a cosine schedule;
+        mini-batches are reshuffled every epoch with ``seed``. The mean loss of each
         epoch is appended to ``history``. Returns ``self``.
         """
         X, y = self._check_Xy(X, y)
         if epochs < 0 or batch_size < 1:
             raise ValueError(f"Need epochs >= 0 and batch_size >= 1; got {epochs}, {batch_size}.")
-        optimizer = optax.adam(learning_rate)
+        n = len(X)
+        batch_size = min(batch_size, n)
+        # The last batch is topped up with masked-out samples so that `step` compiles once.
+        mask = (np.arange(n + -n % batch_size) < n).reshape(-1, batch_size).astype(np.float64)
+        optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, max(1, epochs * len(mask))))
 
         @jax.jit
         def step(weights, opt_state, Xb, yb, mask):
@@ -87,10 +93,6 @@ class AmplitudeClassifier:
             updates, opt_state = optimizer.update(grads, opt_state)
             return optax.apply_updates(weights, updates), opt_state, loss
 
-        n = len(X)
-        batch_size = min(batch_size, n)
-        # The last batch is topped up with masked-out samples so that `step` compiles once.
-        mask = (np.arange(n + -n % batch_size) < n).reshape(-1, batch_size).astype(np.float64)
         weights, opt_state = self.weights, optimizer.init(self.weights)
         rng = np.random.default_rng(seed)
         for _ in tqdm(range(epochs), desc="training", disable=not progress):
@@ -99,7 +101,7 @@ class AmplitudeClassifier:
             for idx, m in zip(order, mask):
                 weights, opt_state, loss = step(weights, opt_state, X[idx], y[idx], m)
                 total += float(loss) * m.sum()
-            self.history.append(total / n)
+            self.history.append(float(total / n))
         self.weights = weights
         return self
 
