@@ -242,3 +242,12 @@ def test_tape_level_transform(rng):
     angle_tape = qml.tape.QuantumScript([qml.RY(0.3, 0)], [qml.expval(qml.PauliZ(0))])
     with pytest.raises(ValueError, match="apply them to the QNode"):
         xqml.saliency(angle_tape)
+
+
+def test_generated_circuits_can_be_inspected(setup):
+    model, x, w = setup
+    explained = xqml.integrated_gradients(model, gradient="hadamard_all")
+    (tape,) = explained.construct_batch(x, w)
+    assert len(tape.wires) == N_QUBITS + 1  # the data wires and one ancilla
+    drawing = explained.draw(x, w)
+    assert "|Ψ⟩" in drawing and "xqml_ancilla" in drawing and "Probs" in drawing
