@@ -1,6 +1,6 @@
 """pennylane-xqml: explanations (attributions) for PennyLane QNodes."""
 
-from . import metrics
+from . import metrics, qpert
 from .core import ModelCall
 from .gradients import input_x_gradient, saliency, smoothgrad
 from .integrated_gradients import integrated_gradients
@@ -12,6 +12,9 @@ from .perturbation import (
     shapley_value_sampling,
     shapley_values,
 )
+from .qlrp import qlrp, qlrp_entries
+from .qpert import QPertExplainer, QPertResult, qpert_mask
+from .taylor_fourier import taylor_fourier
 from .transform import ExplainedQNode
 
 __version__ = "0.1.0"
@@ -22,6 +25,12 @@ __all__ = [
     "feature_ablation",
     "input_x_gradient",
     "metrics",
+    "qlrp",
+    "qlrp_entries",
+    "qpert",
+    "qpert_mask",
+    "QPertExplainer",
+    "QPertResult",
     "integrated_gradients",
     "kernel_shap",
     "lime",
@@ -30,4 +39,5 @@ __all__ = [
     "shapley_value_sampling",
     "shapley_values",
     "smoothgrad",
+    "taylor_fourier",
 ]

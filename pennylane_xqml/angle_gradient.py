@@ -40,6 +40,16 @@ def expand_for_shifts(tape):
     return expanded
 
 
+def _snap_shifts(recipe):
+    """PennyLane rounds higher-order shifts to 10 decimals (``-3.1415926536``): snap shifts that
+    are that close to a multiple of π/4 back onto it, so second derivatives are exact."""
+    recipe = np.array(recipe, dtype=float)
+    snapped = np.round(recipe[:, 1] / (np.pi / 4)) * (np.pi / 4)
+    close = np.abs(snapped - recipe[:, 1]) < 1e-9
+    recipe[close, 1] = snapped[close]
+    return recipe
+
+
 class ShiftGradient(NamedTuple):
     """``∂f_k/∂θ_p`` for the input parameters: arrays of shape ``(n_outputs, n_params)``."""
 
@@ -68,7 +78,9 @@ def shift_tapes(tape, indices, sentences, order=1):
     tapes, recipes = [], []
     for index in indices:
         op, _, p_index = base.get_operation(index)
-        recipe = qml.gradients.generate_shift_rule(op.parameter_frequencies[p_index], order=order)
+        recipe = _snap_shifts(
+            qml.gradients.generate_shift_rule(op.parameter_frequencies[p_index], order=order)
+        )
         recipes.append(recipe)
         for _, shift in recipe:
             shifted = list(params)

@@ -8,7 +8,7 @@ names to the modules.
 
 import importlib
 
-REPRODUCTIONS = {}
+REPRODUCTIONS = {"qpert-iris": "qpert_iris"}
 """``{name: module}``: filled in as reproductions land (e.g. ``"qpert-iris": "qpert_iris"``)."""
 
 
