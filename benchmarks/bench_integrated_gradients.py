@@ -197,8 +197,8 @@ def riemann_alphas(rule, n_steps):
     return (k + 1) / n_steps if rule == "right" else (k + 0.5) / n_steps
 
 
-def bench_naive(X, weights, ref, n_steps, rule):
-    dev = qml.device("default.qubit", wires=N_QUBITS)
+def quadratic_form_qnode(dev):
+    """``z -> <z|U† Z U|z>`` for an unnormalised amplitude vector ``z`` (the naive baseline's model)."""
 
     @qml.qnode(dev, interface="jax")
     def amplitude_model(z, weights):
@@ -206,6 +206,12 @@ def bench_naive(X, weights, ref, n_steps, rule):
         qml.StronglyEntanglingLayers(weights, wires=range(N_QUBITS))
         return qml.expval(qml.PauliZ(0))
 
+    return amplitude_model
+
+
+def bench_naive(X, weights, ref, n_steps, rule):
+    dev = qml.device("default.qubit", wires=N_QUBITS)
+    amplitude_model = quadratic_form_qnode(dev)
     grad = jax.grad(amplitude_model, argnums=0)
     alphas = riemann_alphas(rule, n_steps)
 
@@ -238,13 +244,7 @@ def bench_naive(X, weights, ref, n_steps, rule):
 def bench_naive_jit(X, weights, ref, n_steps, rule):
     """(b') the same Riemann sum written the JAX way: jit(vmap over images of vmap over steps)."""
     dev = qml.device("default.qubit", wires=N_QUBITS)
-
-    @qml.qnode(dev, interface="jax")
-    def amplitude_model(z, weights):
-        qml.StatePrep(z, wires=range(N_QUBITS), normalize=False)
-        qml.StronglyEntanglingLayers(weights, wires=range(N_QUBITS))
-        return qml.expval(qml.PauliZ(0))
-
+    amplitude_model = quadratic_form_qnode(dev)
     grad = jax.grad(amplitude_model, argnums=0)
     alphas = jnp.asarray(riemann_alphas(rule, n_steps))
 
