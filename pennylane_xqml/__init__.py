@@ -1,7 +1,8 @@
 """pennylane-xqml: explanations (attributions) for PennyLane QNodes."""
 
-from . import metrics, qpert
+from . import hybrid, metrics, qpert
 from .core import ModelCall
+from .gradcam import CAMWeights, GradCAM, grad_cam
 from .gradients import input_x_gradient, saliency, smoothgrad
 from .integrated_gradients import integrated_gradients
 from .perturbation import (
@@ -20,9 +21,13 @@ from .transform import ExplainedQNode
 __version__ = "0.1.0"
 
 __all__ = [
+    "CAMWeights",
     "ExplainedQNode",
+    "GradCAM",
     "ModelCall",
     "feature_ablation",
+    "grad_cam",
+    "hybrid",
     "input_x_gradient",
     "metrics",
     "qlrp",
