@@ -8,7 +8,11 @@ names to the modules.
 
 import importlib
 
-REPRODUCTIONS = {"qpert-iris": "qpert_iris", "taylor-synthetic": "taylor_synthetic"}
+REPRODUCTIONS = {
+    "gradcam-digits": "gradcam_digits",
+    "qpert-iris": "qpert_iris",
+    "taylor-synthetic": "taylor_synthetic",
+}
 """``{name: module}``: filled in as reproductions land (e.g. ``"qpert-iris": "qpert_iris"``)."""
 
 
