@@ -150,7 +150,7 @@ def _figure(spec, images, labels, attributions, path):
         spec["image_shape"],
         titles=titles,
         path=path,
-        cbar_label=rf"IG of $\langle Z_0\rangle$" + f"\n(+ {names[0]}, − {names[1]})",
+        cbar_label=r"IG of $\langle Z_0\rangle$" + f"\n(+ {names[0]}, − {names[1]})",
         suptitle=f"{spec['label']}: exact integrated gradients (amplitude space, zero baseline)",
     )
     plotting.plt.close(fig)
