@@ -42,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 import pennylane as qml
 
-from .encodings import collect_words, flatten_outputs
+from .encodings import collect_words, conj, flatten_outputs, is_complex
 from .execution import execute_batch, shots_of
 
 CIRCUIT_RULES = ("hadamard_all", "hadamard", "adjoint")
@@ -82,7 +82,7 @@ def _branch_state(left, right):
     the ancilla followed by two preparations controlled on its value, and costs fewer gates: a
     state preparation on ``n + 1`` qubits instead of two controlled ones on ``n``.
     """
-    dtype = "complex128" if _is_complex(left) or _is_complex(right) else "float64"
+    dtype = "complex128" if is_complex(left) or is_complex(right) else "float64"
     left, right = qml.math.cast(left, dtype), qml.math.cast(right, dtype)
     return qml.math.concatenate([left, right]) / np.sqrt(2)
 
@@ -144,14 +144,6 @@ def _data_amplitudes(state, state_wires, wires):
     return tensor[:, 0]
 
 
-def _conj(u):
-    return qml.math.conj(u) if "complex" in str(qml.math.get_dtype_name(u)) else u
-
-
-def _is_complex(u):
-    return "complex" in str(qml.math.get_dtype_name(u))
-
-
 def kernel_tapes(tape, encoding, sentences, pairs, rule, ancilla=None, imag=False, state_wires=None):
     """Tapes measuring ``K(u, v)`` for every pair and every output, and their post-processing.
 
@@ -181,7 +173,7 @@ def kernel_tapes(tape, encoding, sentences, pairs, rule, ancilla=None, imag=Fals
             for word in plan.words:
                 tapes.extend(_hadamard_all_tape(tape, wires, u, v, word, ancilla, p) for p in parts)
     elif rule == "hadamard":
-        needs_imag = imag or any(_is_complex(u) for u, _ in pairs)
+        needs_imag = imag or any(is_complex(u) for u, _ in pairs)
         feature_parts = (False, True) if needs_imag else (False,)
         for _, v in pairs:
             for word in plan.words:
@@ -219,7 +211,7 @@ def _per_rule_values(results, rule, pairs, plan, dim, shots, imag, wires, state_
                 re, im, var_re, var_im = _feature_values(cursor, u, dim, shots, imag)
             else:  # adjoint: the state is M_w v
                 mv = _data_amplitudes(next(cursor), state_wires, wires)
-                kernel = _conj(u) * mv
+                kernel = conj(u) * mv
                 re, im = qml.math.real(kernel), qml.math.imag(kernel)
                 var_re = var_im = qml.math.zeros_like(re)
             per_word.append((re, im, var_re, var_im))
@@ -228,7 +220,7 @@ def _per_rule_values(results, rule, pairs, plan, dim, shots, imag, wires, state_
 
 
 def _feature_values(cursor, u, dim, shots, imag):
-    needs_imag = imag or _is_complex(u)
+    needs_imag = imag or is_complex(u)
     re_mv, im_mv = [], []
     for _ in range(dim):
         re_mv.append(next(cursor))
@@ -261,7 +253,7 @@ def _combine_part(per_word, overlap_part, plan, part):
 def _combine_words(per_pair_word, pairs, plan, imag):
     real, im, var_re, var_im = [], [], [], []
     for (u, v), per_word in zip(pairs, per_pair_word):
-        overlap = _conj(u) * v
+        overlap = conj(u) * v
         value, variance = _combine_part(per_word, qml.math.real(overlap), plan, 0)
         real.append(value)
         var_re.append(variance)

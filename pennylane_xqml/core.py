@@ -25,6 +25,7 @@ from .encodings import (
     find_amplitude_encoding,
     flatten_outputs,
     input_parameter_indices,
+    is_complex,
     output_sentences,
     word_expectations,
     word_tape,
@@ -198,10 +199,6 @@ def _leaves(value):
     return jax.tree_util.tree_leaves(value)
 
 
-def _is_complex(v):
-    return "complex" in str(qml.math.get_dtype_name(v))
-
-
 def _norm(v):
     return qml.math.sqrt(qml.math.sum(qml.math.abs(v) ** 2))
 
@@ -267,7 +264,7 @@ class Engine:
         dim = call.encoding.dim
         uniform = qml.math.ones_like(points[0]) / np.sqrt(dim)
         units = [safe_unit(z) for z in points]
-        complex_input = _is_complex(points[0])
+        complex_input = is_complex(points[0])
         handle = self.kernel([(uniform, unit) for unit, _ in units], imag=complex_input)
         scale = qml.math.stack([2 * np.sqrt(dim) * norm for _, norm in units])[:, None, None]
 

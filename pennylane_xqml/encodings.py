@@ -29,6 +29,16 @@ from pennylane.measurements import ExpectationMP, ProbabilityMP
 from pennylane.pauli import PauliSentence, PauliWord
 
 
+def is_complex(value) -> bool:
+    """Whether ``value`` (NumPy, JAX or autograd, possibly traced) has a complex dtype."""
+    return "complex" in str(qml.math.get_dtype_name(value))
+
+
+def conj(value):
+    """Complex conjugate of complex values; real values are returned unchanged."""
+    return qml.math.conj(value) if is_complex(value) else value
+
+
 @dataclass(frozen=True)
 class AmplitudeEncoding:
     """The state preparation that carries the input of an amplitude-embedded tape."""
@@ -189,7 +199,7 @@ def _random_like(value, rng):
         return value
     shape = qml.math.shape(value)
     if qml.math.is_abstract(value) or hasattr(value, "shape"):
-        dtype = np.complex128 if "complex" in str(qml.math.get_dtype_name(value)) else np.float64
+        dtype = np.complex128 if is_complex(value) else np.float64
         sample = rng.uniform(0.1, 0.9, size=shape)
         return sample.astype(dtype)
     if isinstance(value, float):

@@ -6,13 +6,14 @@ import numpy as np
 import pennylane as qml
 
 from .core import Attribution
+from .encodings import is_complex
 from .transform import attribution_transform
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
 
 def _real_part(values):
-    return qml.math.real(values) if "complex" in str(qml.math.get_dtype_name(values)) else values
+    return qml.math.real(values) if is_complex(values) else values
 
 
 class Saliency:

@@ -7,6 +7,7 @@ import pennylane as qml
 
 from .baselines import resolve_baseline
 from .core import Attribution, safe_unit
+from .encodings import conj
 from .transform import attribution_transform
 from .quadrature import METHODS, path_points
 
@@ -76,7 +77,7 @@ class IntegratedGradients:
     def _quadrature(self, engine, x0, diff, method):
         alphas, weights = path_points(method, self.n_steps)
         gradients = engine.gradient([x0 + alpha * diff for alpha in alphas])
-        conj_diff = qml.math.conj(diff) if "complex" in str(qml.math.get_dtype_name(diff)) else diff
+        conj_diff = conj(diff)
 
         def get(lookup):
             grads, variances = gradients(lookup)  # (n_steps, K, d)
