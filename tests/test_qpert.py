@@ -397,7 +397,7 @@ def test_argnums(model, explainer):
     x, x_tilde = jnp.asarray(X[0]), jnp.asarray(X[1])
     assert np.allclose(swapped.probabilities(x, W), explainer.probabilities(x, W), atol=1e-14)
     assert circuit_fidelity(weights_first, x, x_tilde, W, argnums=1) == pytest.approx(
-        circuit_fidelity(model, x, x_tilde, W), abs=1e-12
+        float(circuit_fidelity(model, x, x_tilde, W)), abs=1e-12
     )
     assert swapped._fidelity_kind(x, (W,))[0] == "circuit"
 
@@ -436,8 +436,8 @@ def test_hyperparameter_search(explainer):
     row = table[0]
     coefficients = {k: row[k] for k in DEFAULT_COEFFICIENTS}
     history = explainer._run(X, (W,), batched=True, coefficients=coefficients).history
-    assert row["total_loss"] == pytest.approx(np.mean(history["total"][:, -1]), abs=1e-12)
-    assert row["final_l1"] == pytest.approx(np.mean(history["l1"][:, -1]), abs=1e-12)
+    assert row["total_loss"] == pytest.approx(float(np.mean(history["total"][:, -1])), abs=1e-12)
+    assert row["final_l1"] == pytest.approx(float(np.mean(history["l1"][:, -1])), abs=1e-12)
 
 
 def test_hyperparameter_search_with_a_qnode_and_the_paper_grid(model):
