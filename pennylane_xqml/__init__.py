@@ -1,6 +1,7 @@
 """pennylane-xqml: explanations (attributions) for PennyLane QNodes."""
 
 from . import hybrid, metrics, qpert
+from .batching import explain_batch
 from .core import ModelCall
 from .gradcam import CAMWeights, GradCAM, grad_cam
 from .gradients import input_x_gradient, saliency, smoothgrad
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CAMWeights",
     "ExplainedQNode",
+    "explain_batch",
     "GradCAM",
     "ModelCall",
     "feature_ablation",
