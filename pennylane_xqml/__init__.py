@@ -3,6 +3,7 @@
 from . import hybrid, metrics, qpert
 from .batching import explain_batch
 from .core import ModelCall
+from .cost import CostReport, cost_report
 from .gradcam import CAMWeights, GradCAM, grad_cam
 from .gradients import input_x_gradient, saliency, smoothgrad
 from .integrated_gradients import integrated_gradients
@@ -23,6 +24,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CAMWeights",
+    "CostReport",
+    "cost_report",
     "ExplainedQNode",
     "explain_batch",
     "GradCAM",

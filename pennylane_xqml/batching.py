@@ -120,7 +120,6 @@ def _compiled(explainer, n_args, argnums, kwargs, devices):
         mesh=mesh,
         in_specs=(PartitionSpec(BATCH_AXIS),) + (PartitionSpec(),) * (n_args - 1),
         out_specs=PartitionSpec(BATCH_AXIS),
-        check_vma=False,  # device callbacks (lightning, qiskit) carry no replication information
     )
     return jax.jit(sharded)
 

@@ -362,6 +362,11 @@ class Engine:
         self._direct.append(thunk)
         return ("direct", len(self._direct) - 1)
 
+    @property
+    def n_direct_requests(self):
+        """Requests computed by simulator autodiff rather than by circuits of the batch."""
+        return len(self._direct)
+
     def run(self):
         """Execute the batch once; returns a function that looks up request values."""
         diff_method = self.call.qnode.diff_method

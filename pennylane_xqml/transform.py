@@ -25,6 +25,7 @@ import pennylane as qml
 from pennylane.transforms.core import Transform
 
 from .core import GRADIENT_RULES, Engine, ModelCall
+from .cost import cost_report
 from .encodings import find_amplitude_encoding, output_sentences
 from .execution import shots_of
 
@@ -120,6 +121,10 @@ class ExplainedQNode:
         """Text drawing of the ``index``-th generated tape."""
         tapes = self.construct_batch(*args, **kwargs)
         return qml.drawer.tape_text(tapes[index], decimals=2, max_length=120)
+
+    def cost(self, *args, target_stderr=None, gate_set=None, **kwargs):
+        """Circuits, gates and shots of one explanation, before it runs (see :mod:`.cost`)."""
+        return cost_report(self, *args, target_stderr=target_stderr, gate_set=gate_set, **kwargs)
 
     def __call__(self, *args, **kwargs):
         engine, result = self._engine(args, kwargs)

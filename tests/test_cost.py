@@ -1,0 +1,227 @@
+"""The circuit cost report (pennylane_xqml.cost): counts equal real executions, shot budgets hold."""
+
+import jax.numpy as jnp
+import numpy as np
+import pennylane as qml
+import pytest
+
+import pennylane_xqml as xqml
+from pennylane_xqml.cost import CostReport, cost_report
+
+X_ANGLE = np.array([0.4, -0.7])
+W_ANGLE = np.array([0.3, 1.1])
+X_AMP = np.array([0.5, -0.2, 0.7, 0.4])
+W_AMP = np.random.default_rng(3).normal(size=qml.StronglyEntanglingLayers.shape(1, 2))
+
+
+def angle_model(shots=None, probs=False, wires=2):
+    dev = qml.device("default.qubit", wires=wires, seed=11)
+
+    @qml.set_shots(shots)
+    @qml.qnode(dev)
+    def model(x, w):
+        qml.RY(x[0], wires=0)
+        qml.RX(x[1], wires=1)
+        qml.CNOT(wires=[0, 1])
+        qml.RY(w[0], wires=0)
+        qml.RZ(w[1], wires=1)
+        if probs:
+            return qml.probs(wires=[0, 1])
+        return qml.expval(qml.Z(0) @ qml.Z(1) + 0.5 * qml.X(0))
+
+    return model
+
+
+def amplitude_model(shots=None):
+    """One spare wire, so that the Hadamard tests' ancilla lives on the tracked device."""
+    dev = qml.device("default.qubit", wires=3, seed=5)
+
+    @qml.set_shots(shots)
+    @qml.qnode(dev)
+    def model(x, w):
+        qml.AmplitudeEmbedding(x, wires=range(2), normalize=True)
+        qml.StronglyEntanglingLayers(w, wires=range(2))
+        return qml.expval(qml.Z(0))
+
+    return model
+
+
+ROOT = np.array([np.pi / 2, 0.3])
+
+# (method, options, model kind, shots)
+CASES = [
+    ("integrated_gradients", {"n_steps": 3, "gradient": "parameter-shift"}, "angle", None),
+    ("integrated_gradients", {"n_steps": 2, "return_convergence_delta": True}, "angle", 100),
+    ("saliency", {"gradient": "parameter-shift"}, "angle", None),
+    ("input_x_gradient", {}, "angle", 100),
+    ("smoothgrad", {"nt_samples": 3, "gradient": "parameter-shift"}, "angle", None),
+    ("feature_ablation", {}, "angle", 100),
+    ("shapley_values", {"background": np.zeros((2, 2))}, "angle", None),
+    ("shapley_value_sampling", {"n_samples": 3, "return_convergence_delta": True}, "angle", 100),
+    ("kernel_shap", {"n_samples": 4}, "angle", None),
+    ("lime", {"n_samples": 6}, "angle", 100),
+    ("random_attribution", {}, "angle", None),
+    ("taylor_fourier", {"root": ROOT, "gradient": "parameter-shift"}, "angle", None),
+    ("taylor_fourier", {"spectrum": [1.0], "root": ROOT, "return_convergence_delta": True}, "angle", 100),
+    ("taylor_fourier", {"gradient": "parameter-shift", "root_steps": 30}, "angle", None),
+    ("qlrp", {}, "angle", None),
+    ("qlrp", {"return_convergence_delta": True}, "angle", None),
+    ("integrated_gradients", {"gradient": "hadamard_all"}, "amplitude", None),
+    ("integrated_gradients", {"gradient": "hadamard", "return_convergence_delta": True}, "amplitude", 100),
+    ("integrated_gradients", {"gradient": "adjoint"}, "amplitude", None),
+    ("saliency", {}, "amplitude", 100),
+    ("smoothgrad", {"nt_samples": 2, "gradient": "hadamard"}, "amplitude", None),
+    ("kernel_shap", {"n_samples": 5}, "amplitude", 100),
+]
+
+
+def _explained(name, options, kind, shots):
+    model = angle_model(shots) if kind == "angle" else amplitude_model(shots)
+    args = (X_ANGLE, W_ANGLE) if kind == "angle" else (X_AMP, W_AMP)
+    return getattr(xqml, name)(model, **options), args
+
+
+@pytest.mark.parametrize("name, options, kind, shots", CASES)
+def test_circuit_count_equals_executed_tapes(name, options, kind, shots):
+    explained, args = _explained(name, options, kind, shots)
+    report = explained.cost(*args)
+    assert isinstance(report, CostReport) and report.method == name
+    assert report.n_circuits == len(explained.construct_batch(*args))
+    with qml.Tracker(explained.device) as tracker:
+        explained(*args)
+    # default.qubit's tracker: "simulations" are circuits, "executions" measurement groups
+    circuits = tracker.history.get("simulations", [])
+    groups = tracker.history.get("executions", [])
+    # the root search (taylor_fourier without a root) runs while building, then one batch
+    assert sum(circuits) == report.n_setup_circuits + report.n_circuits
+    if report.n_circuits:
+        assert tracker.history["batches"][-1] == 1
+        assert sum(circuits[-report.n_circuits :]) == report.n_circuits
+        assert sum(groups[-report.n_circuits :]) == report.n_measurement_groups
+    if shots is not None and report.n_circuits:
+        assert sum(tracker.history["shots"][-report.n_circuits :]) == shots * report.n_measurement_groups
+    assert report.n_simulator_requests == 0
+
+
+def test_root_search_circuits_are_counted_and_reported():
+    explained, args = _explained("taylor_fourier", {"gradient": "parameter-shift"}, "angle", None)
+    report = explained.cost(*args)
+    assert report.n_setup_circuits > 0 and "root search" in str(report)
+    given = xqml.taylor_fourier(angle_model(), root=ROOT, gradient="parameter-shift").cost(*args)
+    assert given.n_setup_circuits == 0 and given.n_circuits == report.n_circuits
+
+
+def test_simulator_rules_are_requests_not_circuits():
+    model = angle_model()
+    report = xqml.saliency(model, gradient="backprop").cost(jnp.asarray(X_ANGLE), jnp.asarray(W_ANGLE))
+    assert (report.n_circuits, report.n_simulator_requests) == (0, 1)
+    assert report.shot_variance is None and "simulator-only" in str(report)
+    adjoint = xqml.integrated_gradients(amplitude_model(), gradient="adjoint").cost(X_AMP, W_AMP)
+    assert adjoint.n_circuits == 1 and adjoint.shot_variance is None  # returns a state
+    with pytest.raises(ValueError, match="do not apply"):
+        adjoint.stderr_bound(100)
+
+
+def test_circuit_counts_match_the_documented_formulas():
+    """Independent counts: IG exact = one circuit per Pauli word; shift rules 2 per feature."""
+    amp = xqml.integrated_gradients(amplitude_model(), gradient="hadamard_all").cost(X_AMP, W_AMP)
+    assert amp.n_circuits == 1
+    hattriq = xqml.integrated_gradients(amplitude_model(), gradient="hadamard").cost(X_AMP, W_AMP)
+    assert hattriq.n_circuits == 4  # one per amplitude
+    # the output Z0 Z1 + 0.5 X0: two words, measured in one tape -> 2 measurement groups
+    sal = xqml.saliency(angle_model(), gradient="parameter-shift").cost(X_ANGLE, W_ANGLE)
+    assert sal.n_circuits == 2 * 2 and sal.n_measurement_groups == 2 * sal.n_circuits
+    ablation = xqml.feature_ablation(angle_model()).cost(X_ANGLE, W_ANGLE)
+    assert ablation.n_circuits == 1 + 2
+
+
+def test_gate_counts_from_pennylane_resources():
+    sal = xqml.saliency(angle_model(), gradient="parameter-shift").cost(X_ANGLE, W_ANGLE)
+    assert sal.gate_counts == {"RY": 8, "RX": 4, "CNOT": 4, "RZ": 4}
+    assert (sal.n_gates, sal.two_qubit_gates, sal.multi_qubit_gates) == (20, 4, 0)
+    assert sal.max_depth == 3 and sal.max_wires == 2
+    # Hadamard test: the 3-qubit state preparation is one gate until decomposed to a gate set
+    amp = xqml.integrated_gradients(amplitude_model(), gradient="hadamard_all").cost(X_AMP, W_AMP)
+    assert amp.multi_qubit_gates == 1 and amp.gate_counts["StatePrep"] == 1
+    assert amp.gate_counts["Rot"] == 2 and amp.gate_counts["CZ"] == 1  # templates decomposed
+    native = xqml.integrated_gradients(amplitude_model(), gradient="hadamard_all").cost(
+        X_AMP, W_AMP, gate_set={"RY", "RZ", "CNOT", "Hadamard"}
+    )
+    assert set(native.gate_counts) <= {"RY", "RZ", "CNOT", "Hadamard"}
+    assert native.multi_qubit_gates == 0 and native.two_qubit_gates >= amp.two_qubit_gates
+    assert native.max_depth > amp.max_depth
+
+
+SHOT_CASES = [
+    ("integrated_gradients", {"gradient": "hadamard_all"}, "amplitude", False),
+    ("integrated_gradients", {"gradient": "hadamard"}, "amplitude", False),
+    ("saliency", {"gradient": "hadamard_all"}, "amplitude", False),
+    ("saliency", {}, "angle", False),
+    ("integrated_gradients", {"n_steps": 3}, "angle", False),
+    ("kernel_shap", {"n_samples": 4}, "angle", False),
+    ("taylor_fourier", {"root": ROOT}, "angle", False),
+    ("smoothgrad", {"nt_samples": 3, "nt_type": "smoothgrad_sq"}, "angle", True),
+]
+
+
+@pytest.mark.parametrize("name, options, kind, first_order", SHOT_CASES)
+def test_shots_for_a_target_meet_the_reported_stderr(name, options, kind, first_order):
+    """Run with the report's shots: the engine's own standard errors are at most the target
+    (for linear post-processing the bound is a guarantee) and not far below it."""
+    target = 0.05
+    explained, args = _explained(name, options, kind, 1)
+    report = explained.cost(*args, target_stderr=target)
+    assert report.first_order == first_order
+    assert report.total_shots == report.shots_per_circuit * report.n_measurement_groups
+    assert report.stderr_bound(report.shots_per_circuit) <= target * (1 + 1e-9)  # round-off
+    noisy = qml.set_shots(explained.qnode, report.shots_per_circuit)
+    _, stderr = getattr(xqml, name)(noisy, return_stderr=True, **options)(*args)
+    worst = float(np.max(stderr))
+    if not first_order:
+        assert worst <= target * (1 + 1e-9)
+    assert worst > target / 6, f"bound too loose: stderr {worst:.4f} for target {target}"
+
+
+def test_probability_outputs_bound():
+    """probs outputs are measured as Pauli words: P(b) = (1 ± Z0 ± Z1 ± Z0Z1)/4 per circuit."""
+    explained = xqml.feature_ablation(angle_model(1, probs=True))
+    report = explained.cost(X_ANGLE, W_ANGLE, target_stderr=0.05)
+    # phi_g = f(x) - f(x_g): two circuits, three words of weight 1/4 each, each word's per-shot
+    # value within ±1/4: (3/4)² per circuit (the words share shots and may be correlated)
+    assert report.shot_variance == pytest.approx(2 * (3 / 4) ** 2, rel=1e-12)
+    assert report.shots_per_circuit == 450 and report.total_shots == 3 * 450
+
+
+def test_random_attribution_costs_nothing():
+    report = xqml.random_attribution(angle_model()).cost(X_ANGLE, W_ANGLE, target_stderr=0.1)
+    assert (report.n_circuits, report.shots_per_circuit, report.total_shots) == (0, 0, 0)
+
+
+def test_str_is_a_readable_table():
+    text = str(xqml.saliency(angle_model(), gradient="parameter-shift").cost(X_ANGLE, W_ANGLE, target_stderr=0.1))
+    for label in ("circuits (one batch)", "two-qubit gates", "shots per circuit", "total shots"):
+        assert label in text
+
+
+def test_the_callers_tracker_is_restored():
+    explained, args = _explained("taylor_fourier", {"gradient": "parameter-shift"}, "angle", None)
+    with qml.Tracker(explained.device) as outer:
+        explained.cost(*args)
+        explained(*args)
+    assert explained.device.tracker is outer and outer.totals["executions"] > 0
+
+
+def test_bad_input():
+    explained, args = _explained("saliency", {}, "angle", None)
+    for bad in (0, -0.1, np.inf, "0.1", True):
+        with pytest.raises(ValueError, match="target_stderr must be a finite number > 0"):
+            explained.cost(*args, target_stderr=bad)
+    with pytest.raises(TypeError, match="gate_set must be a collection of gate names"):
+        explained.cost(*args, gate_set="CNOT")
+    with pytest.raises(TypeError, match="cost_report takes an explanation"):
+        cost_report(angle_model(), *args)
+    report = explained.cost(*args)
+    with pytest.raises(ValueError, match="shots must be a finite number > 0"):
+        report.stderr_bound(0)
+    with pytest.raises(ValueError, match="target=5 is out of range"):
+        xqml.saliency(angle_model(), target=5).cost(*args)
