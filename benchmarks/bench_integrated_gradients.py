@@ -24,6 +24,14 @@ Rows:
      comparison with (a); not part of the goal, which is stated against (b).
 (c)  HATTRIQ's per-feature Hadamard tests: ``gradient="hadamard"``,
      ``method="riemann_middle"``, d x n_steps circuits (counted with ``construct_batch``).
+(d)  the route a PyTorch user takes today (optional, needs ``torch`` and ``captum``):
+     ``qml.qnn.TorchLayer`` of the same circuit on default.qubit (torch interface, backprop)
+     and ``captum.attr.IntegratedGradients`` with ``n_steps`` steps (Captum's default
+     Gauss-Legendre rule), zero baseline, all images in one ``attribute`` call. Captum is fed
+     the normalised amplitude vector ``a`` (``StatePrep(a, normalize=False)``): with raw
+     features and ``normalize=True`` the model is constant along the ray from 0 and Captum's
+     attributions sum to ~0 (printed as a check). Skipped with a message when torch or captum
+     is not installed.
 
 The reference is the exact IG from ``qml.matrix``: ``M = U^dagger Z_0 U``, ``a = x/|x|``,
 ``IG_i = a_i Re(M a)_i`` (zero baseline), and the completeness delta is
@@ -33,6 +41,7 @@ Run::
 
     python benchmarks/bench_integrated_gradients.py               # ~3-4 min on 2 cores
     python benchmarks/bench_integrated_gradients.py --quick --steps 5   # smoke run
+    pip install torch==2.13.0 captum==0.9.0   # optional, adds row (d)
 """
 
 from __future__ import annotations
@@ -293,6 +302,72 @@ def bench_hattriq(X, weights, ref, n_steps):
 
 
 # ---------------------------------------------------------------------------------------------
+# (d) qml.qnn.TorchLayer + Captum's IntegratedGradients (optional extra)
+# ---------------------------------------------------------------------------------------------
+
+
+def torch_layer(weights, embedding):
+    """``qml.qnn.TorchLayer`` of the model with the benchmark's weights (float64)."""
+    import torch  # pylint: disable=import-outside-toplevel
+
+    dev = qml.device("default.qubit", wires=N_QUBITS)
+
+    @qml.qnode(dev, interface="torch", diff_method="backprop")
+    def circuit(inputs, weights):
+        embedding(inputs)
+        qml.StronglyEntanglingLayers(weights, wires=range(N_QUBITS))
+        return qml.expval(qml.PauliZ(0))
+
+    shape = {"weights": tuple(np.shape(weights))}
+    return qml.qnn.TorchLayer(circuit, shape, init_method={"weights": torch.tensor(np.asarray(weights))})
+
+
+def bench_torch_captum(X, weights, ref, n_steps, internal_batch_size):
+    try:
+        import captum  # pylint: disable=import-outside-toplevel
+        import torch  # pylint: disable=import-outside-toplevel
+        from captum.attr import IntegratedGradients  # pylint: disable=import-outside-toplevel
+    except ImportError as err:
+        log(f"(d) TorchLayer + Captum skipped: {err}. Install the optional extra with "
+            "`pip install torch==2.13.0 captum==0.9.0`.")
+        return None
+
+    def amplitudes(a):
+        qml.StatePrep(a, wires=range(N_QUBITS), normalize=False)
+
+    def raw(x):
+        qml.AmplitudeEmbedding(x, wires=range(N_QUBITS), normalize=True)
+
+    captum_ig = IntegratedGradients(torch_layer(weights, amplitudes))
+    A = torch.tensor(X / np.linalg.norm(X, axis=1, keepdims=True))
+
+    def explain():
+        return captum_ig.attribute(A, baselines=torch.zeros_like(A), n_steps=n_steps,
+                                   internal_batch_size=internal_batch_size)
+
+    t0 = time.perf_counter()
+    attributions = explain().detach().numpy()
+    warmup = time.perf_counter() - t0
+    seconds, reps = time_repeated(explain)
+    err, delta = accuracy(attributions, *ref)
+    log(f"(d) TorchLayer + Captum: {len(X)} images in {seconds:.4g} s (median of {reps}), "
+        f"warm-up {warmup:.3g} s")
+
+    # the pitfall of raw features: f(x/|x|) is constant along the ray from 0, so IG sums to ~0
+    few = torch.tensor(X[:5])
+    raw_sums = IntegratedGradients(torch_layer(weights, raw)).attribute(
+        few, baselines=torch.zeros_like(few), n_steps=n_steps).sum(dim=1)
+    log(f"    raw features + normalize=True: max|sum IG| = {float(raw_sums.abs().max()):.1e} "
+        f"on 5 images, while max|f(a)| = {float(np.max(np.abs(ref[1][:5]))):.3g}")
+    batch = "all at once" if internal_batch_size is None else f"internal_batch_size={internal_batch_size}"
+    return Row("(d) TorchLayer + Captum IG", "default.qubit", f"{n_steps} fwd+bwd", f"{len(X)}",
+               warmup, seconds / len(X), err, delta,
+               f"captum {captum.__version__}, torch {torch.__version__}, "
+               f"gausslegendre, {n_steps} steps, one attribute() call on all images ({batch}), "
+               "StatePrep(a, normalize=False), torch interface, backprop")
+
+
+# ---------------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------------
 
@@ -331,8 +406,14 @@ def main(argv=None):
                         help="Riemann points of (b): midpoints (as (c)) or k/n (the IG paper)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     parser.add_argument("--skip-lightning", action="store_true", help="omit lightning.qubit rows")
+    parser.add_argument("--skip-torch", action="store_true",
+                        help="omit row (d), TorchLayer + Captum (also skipped without torch/captum)")
+    parser.add_argument("--captum-batch", type=int, default=None,
+                        help="internal_batch_size of Captum in (d) (default: all steps at once)")
     args = parser.parse_args(argv)
 
+    if args.captum_batch is not None and args.captum_batch < 1:
+        parser.error(f"--captum-batch must be an integer >= 1, got {args.captum_batch}")
     n_images = args.images or (8 if args.quick else 100)
     n_naive = min(args.naive_images or (1 if args.quick else 5), n_images)
     n_hattriq = min(args.hattriq_images or (1 if args.quick else 2), n_images)
@@ -370,6 +451,11 @@ def main(argv=None):
     naive_jit = bench_naive_jit(X, weights, ref, args.steps, args.naive_rule)
     hattriq = bench_hattriq(X[:n_hattriq], weights, ref, args.steps)
     rows += [naive, naive_jit, hattriq]
+    captum = None
+    if not args.skip_torch:
+        captum = bench_torch_captum(X, weights, ref, args.steps, args.captum_batch)
+    if captum is not None:
+        rows.append(captum)
 
     print()
     print_table(rows, naive)
@@ -393,6 +479,12 @@ def main(argv=None):
     print(f"Goal 2 (<= 1 circuit per Pauli word where the exact form applies; {n_words} word): "
           f"circuits per explanation of the (a) rows = {sorted(set(circuits))} -> "
           f"{'met' if ok else 'NOT met'}.")
+    if captum is not None:
+        print(f"vs TorchLayer + Captum (d): (a) {best.rate / captum.rate:.3g}x, "
+              f"(a-) eager {eager.rate / captum.rate:.3g}x; (d) vs (b): "
+              f"{captum.rate / naive.rate:.3g}x.")
+    print(f"vs HATTRIQ (c): (a) {best.rate / hattriq.rate:.3g}x, (a-) eager "
+          f"{eager.rate / hattriq.rate:.3g}x.")
     print(f"Total wall time {time.perf_counter() - started:.0f} s.")
 
 

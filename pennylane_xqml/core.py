@@ -84,6 +84,22 @@ def _check_finite(x, name):
         raise ValueError(f"{name} contains NaN or inf; attributions need finite values.")
 
 
+_SUPPORTED_INTERFACES = ("numpy", "autograd", "jax")
+
+
+def _check_interfaces(args, kwargs):
+    """Refuse arrays of frameworks the engine does not combine with its NumPy constants."""
+    for leaf in _leaves((args, kwargs)):
+        interface = qml.math.get_interface(leaf)
+        if interface not in _SUPPORTED_INTERFACES:
+            raise TypeError(
+                f"Explanations take NumPy, autograd or JAX arrays; got a {interface} value. "
+                "Pass NumPy arrays (e.g. x.detach().numpy()) to explain a torch-interface QNode: "
+                "the attributions then come back as NumPy arrays (for differentiable "
+                "explanations use JAX)."
+            )
+
+
 class ModelCall:
     """One call ``qnode(*args, **kwargs)`` traced into its tape, with the input at ``argnum``.
 
@@ -104,6 +120,7 @@ class ModelCall:
             raise ValueError(
                 f"argnums={argnum} does not name an argument of the call ({len(args)} given)."
             )
+        _check_interfaces(args, kwargs)
         self.qnode, self.args, self.kwargs = qnode, tuple(args), kwargs
         self.device = qnode.device
         self.argnum = argnum % len(args)

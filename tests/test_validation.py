@@ -184,3 +184,23 @@ def test_device_without_spare_wire_for_hadamard_test(w):
     _raises_before_running(
         device, ValueError, "ancilla", lambda: xqml.integrated_gradients(model, gradient="hadamard_all")(jnp.ones(4), w)
     )
+
+
+def test_torch_tensors_are_refused_with_a_clear_error():
+    torch = pytest.importorskip("torch")
+    dev = qml.device("default.qubit", wires=2)
+
+    @qml.qnode(dev, interface="torch")
+    def model(x, w):
+        qml.AmplitudeEmbedding(x, wires=range(2), normalize=True)
+        qml.RY(w, wires=0)
+        return qml.expval(qml.Z(0))
+
+    explained = xqml.integrated_gradients(model)
+    with qml.Tracker(dev) as tracker:
+        with pytest.raises(TypeError, match="NumPy, autograd or JAX"):
+            explained(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor(0.3))
+    assert tracker.totals.get("executions", 0) == 0
+    # the documented way: NumPy arrays into the same torch-interface QNode
+    values = explained(np.array([1.0, 2.0, 3.0, 4.0]), 0.3)
+    assert np.isclose(values.sum(), model(torch.tensor([1.0, 2.0, 3.0, 4.0]), 0.3).item())
