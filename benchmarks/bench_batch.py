@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+from bench_common import peak_rss_mib
 
 MODELS = ("digits", "iris")
 
@@ -82,7 +82,7 @@ def worker(args):
     seconds = time.perf_counter() - start
     if args.save:
         np.save(args.save, values)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    peak = peak_rss_mib()
     print(json.dumps({"seconds": seconds, "peak_mib": peak, "devices": jax.device_count()}))
 
 

@@ -50,7 +50,6 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
 import time
 import warnings
 
@@ -64,6 +63,7 @@ import pennylane as qml  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 import pennylane_xqml as xqml  # noqa: E402
+from bench_common import block, print_markdown_table, time_repeated  # noqa: E402
 
 N_QUBITS = 6
 N_LAYERS = 2
@@ -120,24 +120,6 @@ def accuracy(attributions, ref_ig, ref_f):
 # ---------------------------------------------------------------------------------------------
 # timing helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def block(tree):
-    return jax.tree_util.tree_map(
-        lambda leaf: leaf.block_until_ready() if hasattr(leaf, "block_until_ready") else leaf, tree
-    )
-
-
-def time_repeated(fn, min_time=1.0, max_reps=50):
-    """Median wall time of ``fn()`` over repeats (at least one; stop after ``min_time`` s)."""
-    times, start = [], time.perf_counter()
-    while len(times) < max_reps:
-        t0 = time.perf_counter()
-        block(fn())
-        times.append(time.perf_counter() - t0)
-        if time.perf_counter() - start > min_time:
-            break
-    return statistics.median(times), len(times)
 
 
 class Row:
@@ -380,12 +362,7 @@ def print_table(rows, reference_row):
         speedup = r.rate / reference_row.rate if reference_row else float("nan")
         lines.append((r.label, r.device, r.circuits, r.images, f"{r.warmup:.3g}",
                       f"{r.rate:.4g}", f"{speedup:.4g}x", f"{r.err:.1e}", f"{r.delta:.1e}"))
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    fmt = "| " + " | ".join(f"{{:{w}}}" for w in widths) + " |"
-    print(fmt.format(*header))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for line in lines:
-        print(fmt.format(*line))
+    print_markdown_table(header, lines)
     print()
     for r in rows:
         print(f"  {r.label} [{r.device}]: {r.note}")

@@ -31,34 +31,23 @@ import datetime
 import json
 import os
 import platform
-import resource
-import statistics
 import subprocess
 import sys
 import time
 import warnings
+
+from bench_common import block, peak_rss_mib, print_markdown_table, time_repeated
 
 TESTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests")
 DEVICES = ("lightning.qubit", "default.qubit")
 
 
 def time_calls(fn, min_time=2.0, max_reps=10):
-    """(first call, median of the following calls) in seconds; repeats until ``min_time``."""
+    """(first call, median of the following calls, their number) in seconds."""
     t0 = time.perf_counter()
-    fn()
+    block(fn())
     first = time.perf_counter() - t0
-    times, start = [], time.perf_counter()
-    while len(times) < max_reps:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if time.perf_counter() - start > min_time:
-            break
-    return first, statistics.median(times), len(times)
-
-
-def peak_rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return (first, *time_repeated(fn, min_time, max_reps))
 
 
 def measure_one(n_qubits, device_name, layers, seed):
@@ -130,12 +119,7 @@ def print_table(results):
          f"{r['rel_error']:.1e}", f"{r['rss_peak']:.0f} ({r['rss_imports']:.0f})")
         for r in results
     ]  # fmt: skip
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    fmt = "| " + " | ".join(f"{{:{w}}}" for w in widths) + " |"
-    print(fmt.format(*header))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for line in lines:
-        print(fmt.format(*line))
+    print_markdown_table(header, lines)
 
 
 def main(argv=None):
