@@ -3,7 +3,7 @@
 from . import hybrid, metrics, qpert
 from .batching import explain_batch
 from .core import ModelCall
-from .cost import CostReport, cost_report
+from .cost import CostReport, GateCounts, QPertCost, cost_report, grad_cam_cost, qpert_cost
 from .gradcam import CAMWeights, GradCAM, grad_cam
 from .gradients import input_x_gradient, saliency, smoothgrad
 from .integrated_gradients import integrated_gradients
@@ -26,6 +26,10 @@ __all__ = [
     "CAMWeights",
     "CostReport",
     "cost_report",
+    "GateCounts",
+    "grad_cam_cost",
+    "QPertCost",
+    "qpert_cost",
     "ExplainedQNode",
     "explain_batch",
     "GradCAM",

@@ -51,7 +51,7 @@ from .angle_gradient import expand_for_shifts, shift_tapes
 from .encodings import flatten_outputs, input_parameter_indices, output_sentences
 from .execution import execute_batch, shots_of
 
-__all__ = ["grad_cam", "GradCAM", "CAMWeights"]
+__all__ = ["CAMWeights", "GradCAM", "grad_cam"]
 
 GRADIENTS = ("parameter-shift", "backprop")
 
@@ -105,7 +105,7 @@ def _tape_of(model, angles, weights):
 def _input_indices(model, cache, angles, weights):
     """Positions of the encoding-gate parameters in the expanded tape (found once per model)."""
     if "indices" not in cache:
-        tape_of = lambda a, w: _tape_of(model, a, w)  # noqa: E731
+        tape_of = lambda a, w: _tape_of(model, a, w)
         indices = input_parameter_indices(tape_of, (angles, weights), {}, 0)
         if not indices:
             raise ValueError("No gate parameter of the model's circuit depends on the angles.")
@@ -300,6 +300,13 @@ class GradCAM:
         if single:
             return CAMWeights(values[0], stderr[0], target[0])
         return CAMWeights(values, stderr, target)
+
+    def cost(self, params, images, target_stderr=None, gate_set=None):
+        """Circuits, gates and shots of ``self(params, images)``, before it runs
+        (:func:`~pennylane_xqml.cost.grad_cam_cost`)."""
+        from .cost import grad_cam_cost  # pylint: disable=import-outside-toplevel
+
+        return grad_cam_cost(self, params, images, target_stderr=target_stderr, gate_set=gate_set)
 
     def __call__(self, params, images):
         """The class activation maps of ``images`` for the target classes.

@@ -837,6 +837,13 @@ class QPertExplainer:
         """The saliency of one instance (shape of ``x``, sums to 1)."""
         return self.explain(x, *weights).saliency
 
+    def cost(self, x, *weights, target_stderr=None, gate_set=None):
+        """Circuits and gates of :meth:`explain` (or :meth:`explain_batch` for a batch ``x``),
+        before anything runs (:func:`~pennylane_xqml.cost.qpert_cost`)."""
+        from .cost import qpert_cost  # pylint: disable=import-outside-toplevel
+
+        return qpert_cost(self, x, *weights, target_stderr=target_stderr, gate_set=gate_set)
+
     @property
     def fidelity_method(self):
         """The fidelity term in use (``"circuit"``, ``"js"`` or ``None``), known after a call."""

@@ -225,3 +225,148 @@ def test_bad_input():
         report.stderr_bound(0)
     with pytest.raises(ValueError, match="target=5 is out of range"):
         xqml.saliency(angle_model(), target=5).cost(*args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grad-CAM and QPert
+# ---------------------------------------------------------------------------------------------
+
+from pennylane_xqml.cost import QPertCost, grad_cam_cost, qpert_cost
+from pennylane_xqml.hybrid import HybridCNNVQC
+
+IMAGES = jnp.linspace(0, 1, 75).reshape(3, 5, 5) ** 2
+
+
+def small_hybrid(shots=None, seed=7):
+    model = HybridCNNVQC(n_classes=3, n_channels=3, n_qubits=3, n_layers=1, n_hidden=2,
+                         image_shape=(5, 5), device=qml.device("default.qubit", wires=3, seed=seed))  # fmt: skip
+    return model.with_shots(shots)
+
+
+@pytest.fixture(scope="module")
+def hybrid():
+    return small_hybrid()
+
+
+@pytest.mark.parametrize("target, layer", [(None, "conv2"), (1, "conv2"), (np.array([0, 2, 1]), "conv1")])
+def test_grad_cam_circuit_count_equals_executed_tapes(hybrid, target, layer):
+    cam = xqml.grad_cam(hybrid, target=target, layer=layer)
+    report = cam.cost(hybrid.params, IMAGES)
+    assert isinstance(report, CostReport) and report.method == "grad_cam"
+    with qml.Tracker(hybrid.device) as tracker:
+        cam(hybrid.params, IMAGES)
+    assert tracker.totals["batches"] == 1
+    assert report.n_circuits == tracker.totals["simulations"] == report.n_measurement_groups
+    # independent formula: 2 shifts per encoding angle per image (+ 1 forward without a target)
+    assert report.n_circuits == 3 * (2 * 3 + (target is None))
+    assert report.gate_counts["RY"] == report.n_circuits * 3 and report.two_qubit_gates == report.n_circuits * 3
+
+
+def test_grad_cam_shots_for_a_target_meet_the_reported_stderr(hybrid):
+    """The weights are linear in the word expectations: with the report's shots, Grad-CAM's own
+    standard errors are at most the target (one word per score: the bound is the worst case at
+    <P> = 0) and the errors against the exact (backprop) weights stay within a few targets."""
+    target = 0.05
+    report = xqml.grad_cam(hybrid).cost(hybrid.params, IMAGES, target_stderr=target)
+    assert not report.first_order and report.stderr_bound(report.shots_per_circuit) <= target * (1 + 1e-9)
+    exact = xqml.grad_cam(hybrid, gradient="backprop").weights(hybrid.params, IMAGES, all_classes=True).values
+    noisy_model = small_hybrid(report.shots_per_circuit, seed=3)
+    noisy = xqml.grad_cam(noisy_model).weights(hybrid.params, IMAGES, all_classes=True)
+    assert float(np.max(noisy.stderr)) <= target * (1 + 1e-9)
+    assert float(np.max(noisy.stderr)) > target / 6, "bound too loose"
+    assert float(np.max(np.abs(noisy.values - exact))) < 5 * target
+    assert report.total_shots == report.shots_per_circuit * report.n_circuits
+
+
+def test_grad_cam_backprop_runs_no_circuits(hybrid):
+    report = grad_cam_cost(xqml.grad_cam(hybrid, gradient="backprop"), hybrid.params, IMAGES, target_stderr=0.1)
+    assert (report.n_circuits, report.n_simulator_requests, report.total_shots) == (0, 1, None)
+    assert "simulator-only" in str(report)
+
+
+def qpert_model(shots=None, diff_method="parameter-shift", embedding=False):
+    dev = qml.device("default.qubit", wires=2, seed=4)
+
+    @qml.set_shots(shots)
+    @qml.qnode(dev, diff_method=diff_method)
+    def model(x, w):
+        if embedding:  # a template: PennyLane expands it before shifting
+            qml.AngleEmbedding(np.pi * x, wires=[0, 1], rotation="X")
+        qml.RY(np.pi * x[0], wires=0)
+        qml.RY(np.pi * x[1] * x[0], wires=1)
+        qml.CNOT(wires=[0, 1])
+        qml.RX(w, wires=1)
+        return qml.probs(wires=0)
+
+    return model
+
+
+QPERT_BACKGROUND = np.random.default_rng(0).uniform(0, 1, size=(4, 2))
+QPERT_CASES = [
+    ("circuit", None, False, False),
+    ("js", 50, False, False),
+    ("circuit", 50, True, False),
+    ("circuit", None, False, True),
+]
+
+
+@pytest.mark.parametrize("fidelity, shots, embedding, batched", QPERT_CASES)
+def test_qpert_circuit_count_equals_executed_circuits(fidelity, shots, embedding, batched):
+    """parameter-shift runs through callbacks at run time: qml.Tracker sees every circuit."""
+    model = qpert_model(shots, embedding=embedding)
+    explainer = xqml.qpert_mask(model, background=QPERT_BACKGROUND, n_iter=2, n_masks=2, fidelity=fidelity)
+    x = np.array([[0.9, 0.2], [0.3, 0.6]]) if batched else np.array([0.9, 0.2])
+    cost = explainer.cost(x, 0.3)
+    assert isinstance(cost, QPertCost) and cost.fidelity == fidelity
+    run = explainer.explain_batch if batched else explainer.explain
+    with qml.Tracker(model.device) as tracker:
+        run(x, 0.3)
+    # probs of one wire: one measurement group per circuit, so executions count circuits;
+    # default.qubit simulates a batch's setup (vmapped over instances) as one broadcast tape
+    assert cost.n_circuits == cost.n_measurement_groups == tracker.totals["executions"]
+    assert tracker.totals["simulations"] == cost.n_circuits - (cost.n_instances - 1)
+    if shots:
+        assert cost.total_shots == tracker.totals["shots"]
+    assert cost.n_circuits == cost.n_setup_circuits + 2 * cost.circuits_per_iteration
+    if not embedding:  # independent formula: 2 input-fed gates, 2 shifts each, per circuit
+        per_tape = 1 + 2 * 2
+        assert cost.model_circuits_per_iteration == cost.n_instances * 2 * per_tape
+        assert cost.fidelity_circuits_per_iteration == (cost.n_instances * 2 * per_tape if fidelity == "circuit" else 0)
+
+
+def test_qpert_backprop_counts_forward_circuits_only():
+    explainer = xqml.qpert_mask(qpert_model(diff_method="backprop"), background=QPERT_BACKGROUND, n_iter=10, n_masks=3)
+    cost = qpert_cost(explainer, np.array([0.9, 0.2]), 0.3, target_stderr=0.1)
+    assert (cost.model_circuits_per_iteration, cost.fidelity_circuits_per_iteration) == (3, 3)
+    assert cost.n_circuits == 1 + 10 * 6 and cost.total_shots is None and cost.shots_for_target is None
+    assert cost.model_gates.gate_counts == {"RY": 2, "CNOT": 1, "RX": 1}
+    assert cost.fidelity_gates.two_qubit_gates == 2 and cost.fidelity_gates.max_depth == 6
+    text = str(cost)
+    assert "simulator-only" in text and "no shot count bounds the loss" in text
+    assert cost.fidelity_gates.n_gates == 2 * cost.model_gates.n_gates  # U(x)† U(x̃)
+
+
+def test_grad_cam_and_qpert_cost_bad_input(hybrid):
+    cam = xqml.grad_cam(hybrid)
+    with pytest.raises(ValueError, match="target_stderr must be a finite number > 0"):
+        cam.cost(hybrid.params, IMAGES, target_stderr=-1)
+    with pytest.raises(TypeError, match="gate_set must be a collection of gate names"):
+        cam.cost(hybrid.params, IMAGES, gate_set="CNOT")
+    with pytest.raises(ValueError, match="images must have shape"):
+        cam.cost(hybrid.params, IMAGES[:, :4])
+    with pytest.raises(ValueError, match="target has 2 entries for 3 images"):
+        xqml.grad_cam(hybrid, target=np.array([0, 1])).cost(hybrid.params, IMAGES)
+    with pytest.raises(TypeError, match="grad_cam_cost takes a GradCAM"):
+        grad_cam_cost(hybrid, hybrid.params, IMAGES)
+    explainer = xqml.qpert_mask(qpert_model(), background=QPERT_BACKGROUND, n_iter=2)
+    with pytest.raises(TypeError, match="qpert_cost takes a QPertExplainer"):
+        qpert_cost(qpert_model(), np.array([0.9, 0.2]), 0.3)
+    with pytest.raises(ValueError, match="x must have shape"):
+        explainer.cost(np.array([0.9, 0.2, 0.1]), 0.3)
+    with pytest.raises(ValueError, match="target_stderr must be a finite number > 0"):
+        explainer.cost(np.array([0.9, 0.2]), 0.3, target_stderr=0)
+    with pytest.raises(ValueError, match="qpert_cost counts the circuits of diff_method"):
+        xqml.qpert_mask(qpert_model(diff_method="finite-diff"), background=QPERT_BACKGROUND).cost(np.array([0.9, 0.2]), 0.3)
+    js_function = xqml.qpert_mask(lambda x, w: jnp.stack([x[0], 1 - x[0]]), background=QPERT_BACKGROUND, fidelity="js")
+    with pytest.raises(TypeError, match="a JAX function runs no circuits"):
+        js_function.cost(np.array([0.9, 0.2]), 0.3)
