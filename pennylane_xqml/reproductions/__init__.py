@@ -10,6 +10,7 @@ import importlib
 
 REPRODUCTIONS = {
     "gradcam-digits": "gradcam_digits",
+    "noise-study": "noise_study",
     "qpert-iris": "qpert_iris",
     "taylor-synthetic": "taylor_synthetic",
 }
