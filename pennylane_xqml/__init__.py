@@ -1,6 +1,6 @@
 """pennylane-xqml: explanations (attributions) for PennyLane QNodes."""
 
-from . import hybrid, metrics, qpert
+from . import hybrid, metrics, noise, qpert
 from .batching import explain_batch
 from .core import ModelCall
 from .cost import CostReport, GateCounts, QPertCost, cost_report, grad_cam_cost, qpert_cost
@@ -39,6 +39,7 @@ __all__ = [
     "hybrid",
     "input_x_gradient",
     "metrics",
+    "noise",
     "qlrp",
     "qlrp_entries",
     "qpert",
