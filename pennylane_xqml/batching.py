@@ -195,7 +195,8 @@ def explain_batch(
             n_valid = len(rows)
             if n_valid < chunk:  # same shape for every call: pad with the last row, drop later
                 rows = np.concatenate([rows, np.repeat(rows[-1:], chunk - n_valid, axis=0)])
-            result = explain_rows(jnp.asarray(rows), *rest)
+            placed = jax.device_put(rows, devices[0]) if n_devices == 1 else jnp.asarray(rows)
+            result = explain_rows(placed, *rest)
             leaves, tree = jax.tree_util.tree_flatten(result)
             if outputs is None:
                 outputs = [np.empty((n_rows, *np.shape(leaf)[1:]), np.asarray(leaf).dtype) for leaf in leaves]
