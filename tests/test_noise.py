@@ -220,3 +220,25 @@ def test_on_device_rejects_bad_input():
         noise.on_device(qnode, "default.mixed")
     with pytest.raises(ValueError, match="shots must be None"):
         noise.on_device(qnode, dev, shots=0)
+
+
+def test_zne_on_the_fake_backend_fails_for_single_expectation_circuits(rng):
+    """Known limitation (pennylane-qiskit 0.45 + device-level mitigate_with_zne): circuits with a
+    single expectation value fail in qiskit.remote's regrouping; the study skips exactly this
+    combination. If this starts to pass, remove the skip in noise_study._fails_on."""
+    model = qml.QNode(_amplitude_circuit_single, qml.device("default.qubit", wires=N))
+    device = noise.fake_backend_device(N + 1, zne=noise.ZNE(), seed=1)  # + the ancilla wire
+    explained = xqml.feature_ablation(noise.on_device(model, device, shots=100))
+    with pytest.raises(TypeError, match="not iterable"):
+        explained(rng.normal(size=4), random_weights(rng, N))
+    assert noise_study._fails_on(  # pylint: disable=protected-access
+        noise_study.Setting(noise_study.FAKE_BACKEND, None, 100, True, None),
+        "amplitude",
+        "Feature ablation",
+    )
+
+
+def _amplitude_circuit_single(x, w):
+    qml.AmplitudeEmbedding(x, wires=range(N), normalize=True)
+    qml.StronglyEntanglingLayers(w, wires=range(N))
+    return qml.expval(qml.PauliZ(0))
