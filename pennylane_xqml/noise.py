@@ -118,6 +118,25 @@ def _linear_extrapolate(x, y):
 _EXTRAPOLATORS = {"richardson": qml.noise.richardson_extrapolate, "linear": _linear_extrapolate}
 
 
+@qml.transform
+def _mitigate_with_zne(tape, scale_factors, extrapolate):
+    """``qml.noise.mitigate_with_zne`` with :func:`fold_global_native`, keeping the result
+    container of the device: ``qiskit.remote`` returns a 1-tuple for a tape with one
+    measurement (its own pipeline unpacks it later), which ``mitigate_with_zne`` would squeeze
+    to a scalar."""
+    tapes, extrapolated = qml.noise.mitigate_with_zne(
+        tape, scale_factors, fold_global_native, extrapolate
+    )
+
+    def postprocess(results):
+        value = extrapolated(results)
+        if isinstance(results[0], tuple) and not isinstance(value, tuple):
+            return (value,)
+        return value
+
+    return tapes, postprocess
+
+
 @dataclass(frozen=True)
 class ZNE:
     """Zero-noise extrapolation settings; :meth:`apply` adds it to a device.
@@ -175,10 +194,9 @@ class ZNE:
                 "contain noise channels is not possible; apply ZNE to the noiseless device and "
                 "add the noise afterwards (depolarizing_device(..., zne=ZNE()) does this)."
             )
-        return qml.noise.mitigate_with_zne(
+        return _mitigate_with_zne(
             device,
             scale_factors=list(self.scale_factors),
-            folding=fold_global_native,
             extrapolate=_EXTRAPOLATORS[self.extrapolation],
         )
 

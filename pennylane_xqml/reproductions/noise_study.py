@@ -244,20 +244,6 @@ def _scores(case, attributions, references, is_attribution):
     return row
 
 
-def _fails_on(setting, kind, name):
-    """The one combination that does not run: ZNE on the fake backend (PennyLane's
-    ``qiskit.remote`` device) for the amplitude model's feature ablation. Its forward circuits
-    measure a single expectation value, ``mitigate_with_zne`` (appended after the device's own
-    grouping of measurements) returns a bare number for them, and pennylane-qiskit 0.45's
-    regrouping then fails with ``TypeError: 'numpy.float64' object is not iterable``. Angle-model
-    feature ablation (several Pauli words per circuit) and every other method run."""
-    return (
-        setting.zne
-        and setting.backend.startswith(FAKE_BACKEND)
-        and (kind, name) == ("amplitude", "Feature ablation")
-    )
-
-
 def _explain_all(explain, case):
     return np.stack([np.asarray(explain(x, case.weights)) for x in case.X])
 
@@ -279,8 +265,6 @@ def run(output_dir="xqml_output", quick=False, progress=True):
             qnode = on_device(case.qnode, setting.make(case.n_wires), shots=setting.shots)
             for name, explain in methods(kind, qnode).items():
                 if setting.methods is not None and name not in setting.methods:
-                    continue
-                if _fails_on(setting, kind, name):
                     continue
                 start = time.perf_counter()
                 values = _explain_all(explain, case)
