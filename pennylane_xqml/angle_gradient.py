@@ -7,9 +7,9 @@ frequencies gives ``∂f/∂θ_p = Σ_s c_s f(θ + s e_p)``; the chain rule with
 Jacobian ``∂θ/∂x`` (JAX or autograd, so classical pre-processing such as ``qml.RY(np.pi * x[0])``
 is handled) gives ``∂f/∂x``.
 
-Each shifted circuit measures the expectation of every Pauli word of the outputs, so that with
-shots the variance of each estimate is known: ``(1 - <P>^2) / shots`` per word, words treated
-as independent estimates (as when a device measures non-commuting words in separate groups).
+Each shifted circuit estimates every output with :func:`~.estimation.estimate_outputs`, so with
+shots the variance of each estimate is known (the multinomial covariance of the words measured
+together is counted).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pennylane as qml
 from pennylane.exceptions import ParameterFrequenciesUndefinedError
 
-from .encodings import collect_words, word_expectations, word_tape, word_variances
+from .estimation import estimate_outputs
 from .execution import shots_of
 
 
@@ -29,7 +29,8 @@ def _has_frequencies(op) -> bool:
         return True
     try:
         op.parameter_frequencies  # pylint: disable=pointless-statement
-    except (ParameterFrequenciesUndefinedError, NotImplementedError):
+    except (ParameterFrequenciesUndefinedError, NotImplementedError, TypeError):
+        # TypeError: some generators (qml.evolve) branch on a traced coefficient; decompose them
         return False
     return True
 
@@ -70,12 +71,11 @@ def shift_tapes(tape, indices, sentences, order=1):
         tuple[list[QuantumScript], callable]: the tapes, and a function mapping their results
         to a :class:`ShiftGradient`.
     """
-    plan = collect_words(sentences)
     shots = shots_of(tape)
-    base = word_tape(tape, plan.words)  # operation parameters keep their indices
-    params = base.get_parameters(trainable_only=False)
+    params = tape.get_parameters(trainable_only=False)
+    base = tape.copy()
     base.trainable_params = list(range(len(params)))
-    tapes, recipes = [], []
+    tapes, recipes, estimates = [], [], []
     for index in indices:
         op, _, p_index = base.get_operation(index)
         recipe = _snap_shifts(
@@ -85,26 +85,28 @@ def shift_tapes(tape, indices, sentences, order=1):
         for _, shift in recipe:
             shifted = list(params)
             shifted[index] = params[index] + shift
-            tapes.append(base.bind_new_parameters(shifted, list(range(len(params)))))
+            circuit = base.bind_new_parameters(shifted, list(range(len(params))))
+            measured, estimate = estimate_outputs(circuit, sentences, shots)
+            estimates.append((len(tapes), len(measured), estimate))
+            tapes.extend(measured)
 
     def postprocess(results):
-        cursor = iter(results)
+        cursor = iter(estimates)
         values, variances = [], []
         for recipe in recipes:
-            word_values = [word_expectations(next(cursor)) for _ in recipe]
-            value = sum(c * e for (c, _), e in zip(recipe, word_values))
-            variance = sum(c**2 * word_variances(e, shots) for (c, _), e in zip(recipe, word_values))
+            value = variance = 0.0
+            for coeff, _ in recipe:
+                start, size, estimate = next(cursor)
+                mean, var = estimate(results[start : start + size])
+                value = value + coeff * mean
+                variance = variance + coeff**2 * var
             values.append(value)
             variances.append(variance)
-        coeffs = qml.math.asarray(plan.coefficients)
-        value = coeffs @ qml.math.stack(values, axis=1)
-        variance = coeffs**2 @ qml.math.stack(variances, axis=1)
-        return ShiftGradient(value, variance)
+        if not values:
+            empty = np.zeros((len(sentences), 0))
+            return ShiftGradient(empty, empty)
+        return ShiftGradient(qml.math.stack(values, axis=1), qml.math.stack(variances, axis=1))
 
-    if not plan.words:  # constant outputs: the gradient is zero, no circuit needed
-        return [], lambda _: ShiftGradient(
-            np.zeros((len(sentences), len(indices))), np.zeros((len(sentences), len(indices)))
-        )
     return tapes, postprocess
 
 

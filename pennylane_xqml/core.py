@@ -12,6 +12,8 @@ The public decorators built on this live in :mod:`.transform`.
 from __future__ import annotations
 
 import functools
+import inspect
+import warnings
 import weakref
 from typing import NamedTuple
 
@@ -20,17 +22,9 @@ import pennylane as qml
 from pennylane.measurements import ExpectationMP
 
 from . import amplitude_kernel, angle_gradient
-from .encodings import (
-    collect_words,
-    find_amplitude_encoding,
-    flatten_outputs,
-    input_parameter_indices,
-    is_complex,
-    output_sentences,
-    word_expectations,
-    word_tape,
-    word_variances,
-)
+from .encodings import find_amplitude_encoding, flatten_outputs, is_complex, output_sentences
+from .estimation import estimate_outputs
+from .inputs import InputTraceError, eager, is_jax_value, trace_input
 from .execution import ANCILLA_LABEL, ancilla_and_device, execute_batch, shots_of
 
 GRADIENT_RULES = ("auto", "hadamard_all", "hadamard", "adjoint", "backprop", "parameter-shift")
@@ -100,8 +94,34 @@ def _check_interfaces(args, kwargs):
             )
 
 
+def _bind_arguments(qnode, args, kwargs, argnums):
+    """``(args, kwargs, argnum)`` with every argument that can be positional made positional,
+    so an input passed by keyword (``model(x=..., w=...)``) and ``argnums`` given by name work."""
+    try:
+        signature = inspect.signature(qnode.func)
+        bound = signature.bind(*args, **kwargs)
+    except (TypeError, ValueError) as error:
+        if isinstance(argnums, str):
+            raise ValueError(f"argnums={argnums!r} cannot be resolved: {error}") from error
+        return tuple(args), dict(kwargs), argnums
+    args, kwargs = tuple(bound.args), dict(bound.kwargs)
+    if isinstance(argnums, str):
+        names = list(signature.parameters)
+        if argnums not in names or names.index(argnums) >= len(args):
+            raise ValueError(
+                f"argnums={argnums!r} does not name a positional argument of the QNode "
+                f"(its arguments: {names})."
+            )
+        argnums = names.index(argnums)
+    return args, kwargs, argnums
+
+
 class ModelCall:
     """One call ``qnode(*args, **kwargs)`` traced into its tape, with the input at ``argnum``.
+
+    The input's path into the circuit is traced once (:mod:`.inputs`); every tape of the
+    explanation is that template with new parameters, so its structure never depends on the
+    input's value.
 
     >>> dev = qml.device("default.qubit", wires=1)
     >>> @qml.qnode(dev)
@@ -116,6 +136,7 @@ class ModelCall:
     def __init__(self, qnode, args, kwargs, argnum):
         if not isinstance(qnode, qml.QNode):
             raise TypeError(f"Attribution decorators wrap a qml.QNode, got {type(qnode).__name__}.")
+        args, kwargs, argnum = _bind_arguments(qnode, args, kwargs, argnum)
         if not -len(args) <= argnum < len(args):
             raise ValueError(
                 f"argnums={argnum} does not name an argument of the call ({len(args)} given)."
@@ -127,15 +148,109 @@ class ModelCall:
         self.x = args[self.argnum]
         if isinstance(self.x, (list, tuple)) or np.isscalar(self.x):
             self.x = qml.math.asarray(self.x, like="numpy") * 1.0
-            self.args = self.args[: self.argnum] + (self.x,) + self.args[self.argnum + 1 :]
+        elif "int" in str(qml.math.get_dtype_name(self.x)) or "bool" in str(qml.math.get_dtype_name(self.x)):
+            self.x = self.x * 1.0
+        self.args = self.args[: self.argnum] + (self.x,) + self.args[self.argnum + 1 :]
         _check_finite(self.x, "The input")
         self.shape = tuple(qml.math.shape(self.x))
-        self.tape = self.tape_at(self.x)
-        self.encoding = find_amplitude_encoding(self.tape)
-        self.sentences = output_sentences(self.tape)
+        self.jax_call = any(is_jax_value(leaf) for leaf in _leaves((self.args, self.kwargs)))
+        self.trace = self._trace(lambda tape: tape)
+        if self._embedding_decomposed():
+            self.trace = self._trace(lambda tape: tape, keep_embedding=True)
+        self.tape = self.trace.tape(self.x)
+        self.sentences = output_sentences(self.tape, self.device)
         self.shots = shots_of(self.tape)
+        self.encoding = self._amplitude_encoding()
+        self.straight = self.encoding is not None and self._is_straight()
         if self.encoding is not None:
             self._check_amplitude_input()
+            if not self.straight and (is_complex(self.x) or is_complex(self.encoding.vector)):
+                raise TypeError(
+                    "This QNode transforms its input before the amplitude embedding; attributions "
+                    "chained through that map need real inputs and amplitudes."
+                )
+        elif not self.trace.dependent:
+            warnings.warn(
+                f"No gate parameter of the circuit depends on the input argument "
+                f"(argnums={self.argnum}): the model ignores it, and every attribution is 0. "
+                "Check argnums if this is not intended.",
+                UserWarning,
+                stacklevel=4,
+            )
+        if self.encoding is None and is_complex(self.x):
+            raise TypeError(
+                "Complex inputs are supported for amplitude embeddings only; the input of this "
+                "model sets gate angles, which are real. Pass a real array."
+            )
+
+    def _trace(self, finish, keep_embedding=False):
+        """Trace ``finish(tape at x)`` as a function of the input (see :mod:`.inputs`).
+
+        ``keep_embedding``: the user's transforms (``qml.compile``...) are applied to the
+        circuit after its leading amplitude embedding only, so the embedding stays a StatePrep
+        and the amplitude-space convention holds whatever the transforms decompose."""
+
+        def tape_fn(x):
+            args = self.args[: self.argnum] + (x,) + self.args[self.argnum + 1 :]
+            if not keep_embedding:
+                return finish(qml.workflow.construct_tape(self.qnode, level="user")(*args, **self.kwargs))
+            top = qml.workflow.construct_tape(self.qnode, level="top")(*args, **self.kwargs)
+            pipeline = qml.workflow.get_compile_pipeline(self.qnode, level="user")(*args, **self.kwargs)
+            (body,), _ = pipeline((top.copy(operations=top.operations[1:]),))
+            return finish(body.copy(operations=[top.operations[0], *body.operations]))
+
+        try:
+            return trace_input(tape_fn, self.x, self.argnum, self.jax_call)
+        except InputTraceError:
+            raise
+        except (ValueError, TypeError, IndexError) as error:
+            raise ValueError(
+                f"The model cannot be built with an input of shape {self.shape}: {error}"
+            ) from error
+
+    def _embedding_decomposed(self):
+        """Whether the user's transforms turned a leading amplitude embedding into gates."""
+        user_ops = self.trace.template.operations
+        if user_ops and isinstance(user_ops[0], qml.StatePrep):
+            return False
+        top = qml.workflow.construct_tape(self.qnode, level="top")(*self.args, **self.kwargs)
+        return bool(top.operations) and isinstance(top.operations[0], qml.StatePrep)
+
+    def _amplitude_encoding(self):
+        """The amplitude encoding when the input reaches a leading StatePrep, else ``None``."""
+        template = self.trace.template
+        ops = template.operations
+        if not ops or not isinstance(ops[0], qml.StatePrep) or 0 not in self.trace.dependent:
+            return None
+        if self.trace.dependent != [0]:
+            raise ValueError(
+                "The input reaches the circuit twice: through the amplitude embedding and through "
+                "later gate parameters. Amplitude attributions would ignore the second path, so "
+                "this is refused; feed the later gates from a separate argument."
+            )
+        return find_amplitude_encoding(self.tape)
+
+    def _is_straight(self):
+        """Whether the embedded vector is the input itself (padded, normalised), checked at two
+        random concrete inputs; otherwise the QNode transforms its input first (reorders,
+        scales...). The tape is built afresh at the probes, so no tracer of the call (jit, vmap,
+        shard_map) is mixed with them."""
+        d = int(np.prod(self.shape))
+        if d > self.encoding.dim:
+            return False
+        rng = np.random.default_rng(11)
+        with eager():
+            for _ in range(2):
+                probe = rng.uniform(0.5, 1.5, size=self.shape)
+                args = self.args[: self.argnum] + (probe,) + self.args[self.argnum + 1 :]
+                tape = qml.workflow.construct_tape(self.qnode, level="top")(*args, **self.kwargs)
+                vector = tape.operations[0].data[0]
+                if qml.math.is_abstract(vector):
+                    return False
+                ratio = np.asarray(vector)[:d] / probe.reshape(-1)
+                if not np.allclose(ratio, ratio[0], rtol=1e-4, atol=0) or ratio[0].real <= 0:
+                    return False
+        return True
 
     @property
     def kind(self):
@@ -148,53 +263,49 @@ class ModelCall:
     @property
     def feature_shape(self):
         """Shape of an attribution: the input's, or the padded amplitude vector's."""
-        if self.encoding is not None and int(np.prod(self.shape)) != self.encoding.dim:
+        if self.straight and int(np.prod(self.shape)) != self.encoding.dim:
             return (self.encoding.dim,)
         return self.shape
 
     def tape_at(self, x):
-        """The tape of the model with the input replaced by ``x`` (nothing is executed)."""
-        args = self.args[: self.argnum] + (x,) + self.args[self.argnum + 1 :]
-        try:
-            return qml.workflow.construct_tape(self.qnode, level="user")(*args, **self.kwargs)
-        except (ValueError, TypeError) as error:
-            raise ValueError(
-                f"The model cannot be built with an input of shape {qml.math.shape(x)}: {error}"
-            ) from error
+        """The tape of the model at input ``x`` (nothing is executed)."""
+        return self.trace.tape(x)
 
     def _check_amplitude_input(self):
-        if not qml.math.is_abstract(self.x) and np.allclose(qml.math.unwrap(self.x), 0):
+        if not qml.math.is_abstract(self.x) and np.all(np.asarray(qml.math.unwrap(self.x)) == 0):
             raise ValueError("An all-zero vector cannot be amplitude-embedded; give a non-zero input.")
 
     def amplitude_of(self, x):
-        """The amplitude vector the embedding prepares for ``x`` (zero stays zero)."""
-        if not qml.math.is_abstract(x) and np.allclose(qml.math.unwrap(x), 0):
+        """The amplitude vector the embedding prepares for ``x`` (for a straight embedding,
+        zero stays zero: the quadratic form's value there is 0)."""
+        if self.straight and not qml.math.is_abstract(x) and np.all(np.asarray(qml.math.unwrap(x)) == 0):
             return qml.math.zeros_like(self.encoding.vector)
-        return find_amplitude_encoding(self.tape_at(x)).vector
+        return self.trace.parameters(x)[0]
+
+    def amplitude_jacobian(self, x):
+        """``∂a/∂x`` of the prepared vector, shape ``(2**n, x.size)``."""
+        return self.trace.jacobian(x)
 
     @functools.cached_property
+    def shift_trace(self):
+        """The input's path into the tape decomposed for parameter shifts (angle encodings)."""
+        return self._trace(angle_gradient.expand_for_shifts)
+
+    @property
     def input_indices(self):
         """Gate parameters of the expanded tape that depend on the input (angle encodings)."""
-
-        def tape_of(*args, **kwargs):
-            tape = qml.workflow.construct_tape(self.qnode, level="user")(*args, **kwargs)
-            return angle_gradient.expand_for_shifts(tape)
-
-        indices = input_parameter_indices(tape_of, self.args, self.kwargs, self.argnum)
-        if not indices:
-            raise ValueError(
-                "No gate parameter of the circuit depends on the input argument "
-                f"(argnums={self.argnum}); check argnums."
-            )
-        return indices
+        return self.shift_trace.dependent
 
     def expanded_tape_at(self, x):
-        return angle_gradient.expand_for_shifts(self.tape_at(x))
+        return self.shift_trace.tape(x)
 
     def input_params(self, x):
         """The input-dependent gate parameters at ``x`` as one flat vector."""
-        params = self.expanded_tape_at(x).get_parameters(trainable_only=False)
-        return qml.math.stack([qml.math.reshape(params[i], ()) for i in self.input_indices])
+        return self.shift_trace.input_parameters(x)
+
+    def input_jacobian(self, x):
+        """``∂θ/∂x`` of :meth:`input_params`, shape ``(n_params, x.size)``."""
+        return self.shift_trace.jacobian(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +337,7 @@ def safe_unit(v):
     norm = _norm(v)
     dim = qml.math.shape(v)[0]
     uniform = qml.math.ones_like(v) / np.sqrt(dim)
-    is_zero = norm < 1e-300
+    is_zero = norm == 0  # exact: float32 norms underflow long before 1e-300
     unit = qml.math.where(is_zero, uniform, v / qml.math.where(is_zero, 1.0, norm))
     return unit, norm
 
@@ -258,16 +369,17 @@ class Engine:
 
     @property
     def point(self):
-        """The input in attribution space, flat: the amplitude vector, or the input features."""
+        """The input in attribution space, flat: the amplitude vector (straight amplitude
+        embeddings), or the QNode's input."""
         call = self.call
-        if call.kind == "amplitude":
+        if call.straight:
             return call.encoding.vector
         return qml.math.reshape(call.x, (-1,))
 
     def to_point(self, x):
         """Map an input-shaped array (e.g. a baseline) to attribution space."""
         call = self.call
-        if call.kind == "amplitude":
+        if call.straight:
             return call.amplitude_of(x)
         return qml.math.reshape(x, (-1,))
 
@@ -278,6 +390,8 @@ class Engine:
         if call.kind == "angle":
             handle = self.input_gradient(points)
             return lambda lookup: (lookup(handle).real, lookup(handle).real_variance)
+        if not call.straight:
+            return self._chained_amplitude_gradient(points)
         dim = call.encoding.dim
         uniform = qml.math.ones_like(points[0]) / np.sqrt(dim)
         units = [safe_unit(z) for z in points]
@@ -296,34 +410,50 @@ class Engine:
 
         return get
 
-    def forward_at(self, point):
-        """Request the outputs ``f_k`` at a flat point (amplitudes of any norm, or features).
+    def _chained_amplitude_gradient(self, points):
+        """``∂f/∂x = Jᵀ 2 Re(M a)`` for a QNode that transforms its input ``x`` into the
+        amplitudes ``a(x)`` (``J = ∂a/∂x``, traced): the amplitude gradient at the prepared
+        unit vector, by the kernel's circuits, chained through the QNode's own map."""
+        call = self.call
+        dim = call.encoding.dim
+        inputs = [qml.math.reshape(p, call.shape) for p in points]
+        vectors = [call.amplitude_of(x) for x in inputs]
+        jacobians = qml.math.stack([call.amplitude_jacobian(x) for x in inputs])  # (n, N, d)
+        uniform = qml.math.ones_like(vectors[0]) / np.sqrt(dim)
+        handle = self.kernel([(uniform, a) for a in vectors])
+        scale = 2 * np.sqrt(dim)
 
-        Returns ``get(lookup) -> (values, variances)``, both of shape ``(K,)``: the circuit
-        measures every Pauli word of the outputs, so that with shots each output's variance is
-        known (words treated as independent estimates).
+        def get(lookup):
+            kv = lookup(handle)  # (n, K, N)
+            values = qml.math.einsum("nkj,njd->nkd", scale * kv.real, jacobians)
+            variances = qml.math.einsum("nkj,njd->nkd", scale**2 * kv.real_variance, jacobians**2)
+            return values, variances
+
+        return get
+
+    def forward_at(self, point):
+        """Request the outputs ``f_k`` at a flat point in attribution space (amplitudes of any
+        norm for a straight amplitude embedding, else the QNode's input).
+
+        Returns ``get(lookup) -> (values, variances)``, both of shape ``(K,)``, estimated by
+        :func:`~.estimation.estimate_outputs` (with shots, the variances count the covariance of
+        the words measured together).
         """
         call = self.call
-        plan = collect_words(call.sentences)
         scale = 1.0
         if call.kind == "amplitude":
-            unit, norm = safe_unit(point)
+            if call.straight:
+                unit, norm = safe_unit(point)
+                scale = norm**2  # f is the quadratic form a† M a
+            else:
+                unit = call.amplitude_of(qml.math.reshape(point, call.shape))
+                _check_finite(unit, "The amplitude vector the QNode prepares for a perturbed input")
             prep = qml.StatePrep(unit, wires=call.encoding.wires)
             tape = call.tape.copy(operations=[prep, *call.tape.operations[1:]])
-            scale = norm**2  # f is the quadratic form a† M a
         else:
             tape = call.tape_at(qml.math.reshape(point, call.shape))
-        identity = qml.math.asarray(plan.identity)
-        if not plan.words:  # constant outputs
-            return lambda lookup: (scale * identity, qml.math.zeros_like(identity))
-        coeffs = qml.math.asarray(plan.coefficients)
-
-        def estimate(results):
-            expectations = word_expectations(results[0])
-            variances = word_variances(expectations, call.shots)
-            return coeffs @ expectations + identity, coeffs**2 @ variances
-
-        handle = self.batch.add([word_tape(tape, plan.words)], estimate)
+        tapes, estimate = estimate_outputs(tape, call.sentences, call.shots)
+        handle = self.batch.add(tapes, estimate)
 
         def get(lookup):
             values, variances = lookup(handle)
@@ -340,12 +470,21 @@ class Engine:
                     call.tape, call.encoding, pairs, self.device, imag=imag
                 )
             )
-        device_wires = self.device.wires if self.device is not None else None
-        state_wires = list(device_wires) if device_wires is not None else list(call.tape.wires)
+        if self.device is not None and self.device.wires is None:
+            # A device without wires orders its state by PennyLane's standard-wire map; give it
+            # integer wires in our own order, so that order is unambiguous.
+            hadamard = self.rule in ("hadamard_all", "hadamard")
+            state_wires = list(call.tape.wires) + ([self.ancilla] if hadamard else [])
+            wire_map = {w: i for i, w in enumerate(state_wires)}
+        else:
+            state_wires = list(self.device.wires) if self.device is not None else list(call.tape.wires)
+            wire_map = None
         tapes, fn = amplitude_kernel.kernel_tapes(
             call.tape, call.encoding, call.sentences, pairs, self.rule,
             ancilla=self.ancilla, imag=imag, state_wires=state_wires,
         )  # fmt: skip
+        if wire_map is not None:
+            tapes = [qml.map_wires(tape, wire_map)[0][0] for tape in tapes]
         return self.batch.add(tapes, fn)
 
     # -- angle inputs ---------------------------------------------------------------------------
@@ -361,7 +500,7 @@ class Engine:
             tapes, fn = angle_gradient.shift_tapes(
                 call.expanded_tape_at(x), call.input_indices, call.sentences
             )
-            jac = angle_gradient.classical_jacobian(call.input_params, x)
+            jac = call.input_jacobian(x)
             requests.append((self.batch.add(tapes, fn), jac))
         return ("chain", requests)
 
@@ -370,8 +509,10 @@ class Engine:
         import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
         call = self.call
-        jacobian = _autodiff_jacobian(call.qnode, call.argnum, self.rule, self.device, call.kwargs)
-        jac = jacobian(jnp.stack(points), call.args)  # (n_points, K, *shape)
+        jacobian, dynamic = _autodiff_jacobian(
+            call.qnode, call.argnum, self.rule, self.device, call.kwargs, call.args
+        )
+        jac = jacobian(jnp.stack(points), dynamic)  # (n_points, K, *shape)
         values = jnp.reshape(jac, (len(points), call.n_outputs, -1))
         return amplitude_kernel.KernelValues(values, None, jnp.zeros_like(values), None)
 
@@ -418,21 +559,61 @@ class Engine:
 _JACOBIAN_CACHE = weakref.WeakKeyDictionary()
 
 
-def _autodiff_jacobian(qnode, argnum, rule, device, kwargs):
-    """A jit-compiled ``jacobian(points, args)``: ``vmap`` over the points of one reverse-mode
-    Jacobian through the simulator, so the circuit is traced and compiled once per QNode (cached
-    while the QNode lives) whatever the number of points. Keyword arguments of the call are
-    closed over, so calls with keyword arguments are not cached."""
+def _is_static(value):
+    """Arguments JAX must not trace: Python ints/bools/strings, integer arrays, other objects
+    (a layer count, ``BasisState`` bits). They are passed to the QNode as they are."""
+    leaves = _leaves(value)
+    for leaf in leaves:
+        if is_jax_value(leaf):
+            if not qml.math.is_abstract(leaf) and "int" in str(leaf.dtype):
+                return True
+            continue
+        if isinstance(leaf, (bool, int, str)) or leaf is None:
+            return True
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None and not isinstance(leaf, (float, complex)):
+            return True
+        if dtype is not None and not np.issubdtype(dtype, np.inexact):
+            return True
+    return False
+
+
+def _static_key(static):
+    """A hashable key for the static arguments, or ``None`` when they cannot be hashed."""
+    try:
+        key = tuple(
+            (i, (a.dtype.str, a.shape, a.tobytes()) if isinstance(a, np.ndarray) else a)
+            for i, a in sorted(static.items())
+        )
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _autodiff_jacobian(qnode, argnum, rule, device, kwargs, args):
+    """A jit-compiled ``jacobian(points, dynamic_args)``: ``vmap`` over the points of one
+    reverse-mode Jacobian through the simulator, so the circuit is traced and compiled once per
+    QNode (cached while the QNode lives) whatever the number of points. Static arguments
+    (integers, integer arrays, other objects: see :func:`_is_static`) and keyword arguments are
+    closed over; calls with keyword arguments or unhashable static arguments are not cached.
+
+    Returns ``(jacobian, dynamic_args)``."""
     import jax  # pylint: disable=import-outside-toplevel
 
-    key = (argnum, rule, device)
+    static = {i: a for i, a in enumerate(args) if i != argnum and _is_static(a)}
+    dynamic = tuple(a if i not in static else None for i, a in enumerate(args))
+    static_key = _static_key(static)
+    key = (argnum, rule, device, static_key)
     cache = _JACOBIAN_CACHE.setdefault(qnode, {})
-    if not kwargs and key in cache:
-        return cache[key]
+    cacheable = not kwargs and static_key is not None
+    if cacheable and key in cache:
+        return cache[key], dynamic
 
-    def jacobian(points, args):
+    def jacobian(points, dynamic_args):
         def outputs(x):
-            call_args = args[:argnum] + (x,) + args[argnum + 1 :]
+            call_args = [static.get(i, a) for i, a in enumerate(dynamic_args)]
+            call_args[argnum] = x
             tape = qml.workflow.construct_tape(qnode, level="user")(*call_args, **kwargs)
             result = execute_batch([tape], device, diff_method=rule)[0]
             return flatten_outputs(result, tape)
@@ -440,9 +621,9 @@ def _autodiff_jacobian(qnode, argnum, rule, device, kwargs):
         return jax.vmap(jax.jacrev(outputs))(points)
 
     compiled = jax.jit(jacobian)
-    if not kwargs:
+    if cacheable:
         cache[key] = compiled
-    return compiled
+    return compiled, dynamic
 
 
 def resolve_gradient(call: ModelCall, gradient: str) -> str:

@@ -465,17 +465,6 @@ class _RecordingDevice(qml.devices.Device):
         return _random_results(circuits)
 
 
-def _one_word_per_component(model, params, tape):
-    """``m``: the most Pauli words of one circuit that feed one class score."""
-    import jax  # pylint: disable=import-outside-toplevel
-
-    from .encodings import collect_words, output_sentences  # pylint: disable=import-outside-toplevel
-
-    coefficients = collect_words(output_sentences(tape)).coefficients  # (outputs, words)
-    readout = np.asarray(jax.jacfwd(lambda o: model.readout(params, o))(np.zeros(coefficients.shape[0])))
-    return max(1, int(np.max(np.count_nonzero(readout @ coefficients, axis=1))))
-
-
 def grad_cam_cost(cam, params, images, *, target_stderr=None, gate_set=None):
     r"""The cost of ``cam(params, images)`` (a :func:`~pennylane_xqml.grad_cam` callable),
     without running its circuits; also ``cam.cost(params, images, ...)``.
@@ -485,17 +474,12 @@ def grad_cam_cost(cam, params, images, *, target_stderr=None, gate_set=None):
     plus one forward circuit per image for ``target=None``, in one batch). The shot bound is
     for the **channel weights** ``w_k`` of every class (the CAM ``ReLU(Σ_k w_k A^k)`` is not
     linear in the results; ReLU is 1-Lipschitz, so a CAM pixel's error is at most
-    ``Σ_k |A^k_ij| · |δw_k|``). ``w = R · D · (J_g M)`` is linear in the word expectations of
-    the shifted circuits, with the classical factors fixed by ``params`` and ``images``, so
-
-    .. math:: \operatorname{Var} w \le \frac{1}{S} \sum_t \Big(\sum_{u \in t} |J_{tu}|\Big)^2
-        \le \frac{m}{S} \sum_t \sum_u J_{tu}^2,
-
-    each Pauli word's per-shot variance being at most 1, with ``m`` the most words of one
-    circuit that feed one class score (Cauchy-Schwarz; ``m = 1`` for
-    :class:`~pennylane_xqml.hybrid.HybridCNNVQC`, whose scores each read one word, where the
-    bound is the exact worst case). ``Σ J²`` is Grad-CAM's own propagated variance at
-    ``⟨P⟩ = 0`` and one shot. ``gradient="backprop"`` runs no circuits (one simulator request).
+    ``Σ_k |A^k_ij| · |δw_k|``). ``w = R · D · (J_g M)`` is linear in the results of the shifted
+    circuits, with the classical factors fixed by ``params`` and
+    ``images``. With shots each circuit measures ``qml.probs`` of its qubit-wise commuting words
+    (:func:`~.estimation.estimate_outputs`), so Grad-CAM's own propagated variance at one shot
+    is the exact multinomial variance; the bound is its maximum over random valid results,
+    at one shot. ``gradient="backprop"`` runs no circuits (one simulator request).
 
     >>> import jax.numpy as jnp, pennylane_xqml as xqml
     >>> from pennylane_xqml.hybrid import HybridCNNVQC
@@ -533,12 +517,9 @@ def grad_cam_cost(cam, params, images, *, target_stderr=None, gate_set=None):
     A = model.activations(params, checked, cam.layer)
     _, variances, _ = dry_cam._shift_weights(params, A)  # pylint: disable=protected-access
     tapes = [t.copy(shots=model.qnode.shots) for t in recorder.circuits]
-    m = _one_word_per_component(model, params, recorder.circuits[-1])
     notes = ["the shot bound is for the channel weights w_k of every class, not the ReLU'd CAM."]
-    if m > 1:
-        notes.append(f"up to {m} Pauli words of one circuit feed one score: bound x{m} (Cauchy-Schwarz).")
     return _report("grad_cam", cam.gradient, tapes, _gate_counts(tapes, model.qnode.device, gate_set),
-                   variance=m * float(np.max(variances)), target_stderr=target_stderr, notes=notes)  # fmt: skip
+                   variance=float(np.max(variances)), target_stderr=target_stderr, notes=notes)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,8 +18,6 @@ words (:class:`~pennylane.pauli.PauliSentence`), which is what the Hadamard test
 
 from __future__ import annotations
 
-import contextlib
-
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -27,6 +25,8 @@ import numpy as np
 import pennylane as qml
 from pennylane.measurements import ExpectationMP, ProbabilityMP
 from pennylane.pauli import PauliSentence, PauliWord
+
+from .inputs import eager
 
 
 def is_complex(value) -> bool:
@@ -116,8 +116,35 @@ def _projector_sentence(bits, wires) -> PauliSentence:
     return sentence
 
 
-def output_sentences(tape) -> list[PauliSentence]:
+def device_wire_order(device, tape) -> list:
+    """The wire order of the device's states and of ``qml.probs()`` without wires: the
+    device's wires, or for a device created without ``wires=`` the order PennyLane maps the
+    tape to (:meth:`~.QuantumScript.map_to_standard_wires`): sorted when the labels are already
+    ``0..n-1``, else the order in which the tape uses them.
+
+    >>> tape = qml.tape.QuantumScript([qml.X("b"), qml.X("a")], [qml.probs()])
+    >>> device_wire_order(None, tape)
+    ['b', 'a']
+    >>> device_wire_order(None, qml.tape.QuantumScript([qml.X(1), qml.X(0)], [qml.probs()]))
+    [0, 1]
+    """
+    device_wires = getattr(device, "wires", None)
+    if device_wires is not None:
+        return list(device_wires)
+    mapped = tape.map_to_standard_wires()
+    if mapped is tape:
+        return sorted(tape.wires)
+    position = {}
+    for before, after in zip(tape.operations + tape.measurements, mapped.operations + mapped.measurements):
+        position.update(zip(before.wires, after.wires))
+    return sorted(position, key=position.get)
+
+
+def output_sentences(tape, device=None) -> list[PauliSentence]:
     """The tape's scalar outputs, each as a Pauli sentence (``expval`` -> 1, ``probs`` -> 2^m).
+
+    ``qml.probs()`` without wires covers the device's wires when the device has them (as the
+    QNode returns it), else the tape's wires.
 
     >>> tape = qml.tape.QuantumScript([], [qml.expval(qml.Z(0)), qml.probs(wires=[1])])
     >>> len(output_sentences(tape))
@@ -128,7 +155,7 @@ def output_sentences(tape) -> list[PauliSentence]:
         if isinstance(mp, ExpectationMP) and mp.obs is not None:
             sentences.append(_pauli_sentence_of(mp.obs, tape.wires))
         elif isinstance(mp, ProbabilityMP) and mp.obs is None:
-            wires = mp.wires if len(mp.wires) else tape.wires
+            wires = mp.wires if len(mp.wires) else device_wire_order(device, tape)
             for index in range(2 ** len(wires)):
                 bits = [(index >> (len(wires) - 1 - k)) & 1 for k in range(len(wires))]
                 sentences.append(_projector_sentence(bits, wires))
@@ -194,7 +221,8 @@ def flatten_outputs(result, tape):
     return qml.math.concatenate([qml.math.reshape(r, (-1,)) for r in result])
 
 
-def _random_like(value, rng):
+def random_like(value, rng):
+    """A random stand-in of ``value``'s shape (uniform in [0.1, 0.9]); non-arrays are kept."""
     if isinstance(value, (int, bool, str)) or value is None:
         return value
     shape = qml.math.shape(value)
@@ -207,15 +235,6 @@ def _random_like(value, rng):
     return value
 
 
-def _eager():
-    """Evaluate JAX operations on concrete stand-ins eagerly, even inside ``jax.jit``."""
-    try:
-        import jax  # pylint: disable=import-outside-toplevel
-    except ImportError:  # pragma: no cover - jax is a dependency
-        return contextlib.nullcontext()
-    return jax.ensure_compile_time_eval()
-
-
 def input_parameter_indices(tape_of, args, kwargs, argnum) -> list[int]:
     """Indices (into ``tape.get_parameters(trainable_only=False)``) of gate parameters that
     depend on ``args[argnum]``; ``tape_of(*args, **kwargs)`` builds the tape.
@@ -225,7 +244,7 @@ def input_parameter_indices(tape_of, args, kwargs, argnum) -> list[int]:
     Nothing is executed, and it works when the real arguments are JAX tracers.
     """
     rng = np.random.default_rng(1234)
-    others = [_random_like(a, rng) if i != argnum else None for i, a in enumerate(args)]
+    others = [random_like(a, rng) if i != argnum else None for i, a in enumerate(args)]
     x = args[argnum]
 
     def params_at(sample):
@@ -234,9 +253,9 @@ def input_parameter_indices(tape_of, args, kwargs, argnum) -> list[int]:
         tape = tape_of(*call_args, **kwargs)
         return [np.asarray(p, dtype=complex).ravel() for p in tape.get_parameters(trainable_only=False)]
 
-    with _eager():
-        first = params_at(_random_like(x, rng))
-        second = params_at(_random_like(x, rng))
+    with eager():
+        first = params_at(random_like(x, rng))
+        second = params_at(random_like(x, rng))
     if len(first) != len(second) or any(a.shape != b.shape for a, b in zip(first, second)):
         raise ValueError(
             "The circuit's structure changes with the input values; attributions need a circuit "

@@ -34,12 +34,14 @@ class IntegratedGradients:
     def build(self, engine, delta=False):
         call = engine.call
         method = self.method
+        closed_form = call.kind == "amplitude" and call.straight
         if method == "auto":
-            method = "exact" if call.kind == "amplitude" else "gausslegendre"
-        if method == "exact" and call.kind != "amplitude":
+            method = "exact" if closed_form else "gausslegendre"
+        if method == "exact" and not closed_form:
             raise ValueError(
-                'method="exact" is the closed form for amplitude embeddings; angle-encoded '
-                'models need a quadrature such as "gausslegendre".'
+                'method="exact" is the closed form for inputs that go straight into an amplitude '
+                "embedding; angle-encoded models, and QNodes that transform their input before "
+                'the embedding, need a quadrature such as "gausslegendre".'
             )
         baseline = resolve_baseline(call.x, self.baselines, self.baseline_data)
         x, x0 = engine.point, engine.to_point(baseline)

@@ -42,7 +42,8 @@ import pennylane as qml
 
 from . import angle_gradient
 from .core import Attribution, Engine, _check_finite, _leaves
-from .encodings import _eager, _random_like
+from .encodings import random_like
+from .inputs import eager
 from .transform import attribution_transform
 
 ROOT_MODES = ("search",)
@@ -99,7 +100,7 @@ def encoding_slopes(call):
     """
     indices = call.input_indices
     rng = np.random.default_rng(4321)
-    others = [_random_like(a, rng) if i != call.argnum else None for i, a in enumerate(call.args)]
+    others = [random_like(a, rng) if i != call.argnum else None for i, a in enumerate(call.args)]
     d = int(np.prod(call.shape))
 
     def params_at(flat):
@@ -110,7 +111,7 @@ def encoding_slopes(call):
         return np.array([complex(np.asarray(params[p]).reshape(())) for p in indices])
 
     slopes = []
-    with _eager():
+    with eager():
         for step in (0.37, -0.61):
             base = rng.uniform(0.1, 0.9, size=d)
             theta = params_at(base)

@@ -33,7 +33,7 @@ from .execution import shots_of
 class Options(NamedTuple):
     """Options every attribution method shares (validated by :func:`split_options`)."""
 
-    argnums: int = 0
+    argnums: int | str = 0
     target: int | None = None
     gradient: str = "auto"
     ancilla: object = None
@@ -45,8 +45,11 @@ def split_options(method_class, options):
     """``(method, Options)`` from keyword options; the method validates its own."""
     common = {k: options.pop(k) for k in Options._fields if k in options}
     shared = Options(**common)
-    if not isinstance(shared.argnums, (int, np.integer)) or isinstance(shared.argnums, bool):
-        raise TypeError(f"argnums must be one int (the input argument), got {shared.argnums!r}.")
+    argnums = shared.argnums
+    if not isinstance(argnums, (int, np.integer, str)) or isinstance(argnums, bool):
+        raise TypeError(
+            f"argnums must be one int or argument name (the input argument), got {argnums!r}."
+        )
     if shared.gradient not in GRADIENT_RULES:
         raise ValueError(f"Unknown gradient={shared.gradient!r}; expected one of {GRADIENT_RULES}.")
     if shared.target is not None and (
@@ -126,6 +129,12 @@ class ExplainedQNode:
         """Circuits, gates and shots of one explanation, before it runs (see :mod:`.cost`)."""
         return cost_report(self, *args, target_stderr=target_stderr, gate_set=gate_set, **kwargs)
 
+    def update_shots(self, shots):
+        """This explanation of the QNode with its shots replaced (``qml.set_shots`` accepts
+        QNodes only: use ``explained.update_shots(n)``, or explain ``qml.set_shots(qnode,
+        shots=n)``)."""
+        return ExplainedQNode(self.qnode.update_shots(shots), self.method, self.options)
+
     def __call__(self, *args, **kwargs):
         engine, result = self._engine(args, kwargs)
         return result(engine.run())
@@ -160,6 +169,7 @@ class TapeCall:
         self.shape = self.feature_shape = (self.encoding.dim,)
 
     kind = "amplitude"
+    straight = True  # the input *is* the amplitude vector
 
     @property
     def n_outputs(self):
@@ -168,6 +178,12 @@ class TapeCall:
     @staticmethod
     def amplitude_of(vector):
         return vector
+
+
+_KEYWORD_ONLY = (
+    "{name}: options are keyword-only (got the positional value(s) {args!r}); write them as "
+    "keywords, e.g. saliency(qnode, abs=False)."
+)
 
 
 def attribution_transform(method_class, doc):
@@ -184,7 +200,7 @@ def attribution_transform(method_class, doc):
 
     def setup_inputs(*targs, **tkwargs):
         if targs:
-            raise TypeError("Attribution options are keyword-only, e.g. saliency(qnode, abs=False).")
+            raise TypeError(_KEYWORD_ONLY.format(name=method_class.public_name, args=targs))
         split_options(method_class, dict(tkwargs))  # validate eagerly, before any circuit
         return (), tkwargs
 
@@ -193,12 +209,14 @@ def attribution_transform(method_class, doc):
     transform = qml.transform(tape_transform, setup_inputs=setup_inputs)
 
     @transform.register
-    def _apply_to_qnode(qnode: qml.QNode, **options):
+    def _apply_to_qnode(qnode: qml.QNode, *targs, **options):
+        if targs:
+            raise TypeError(_KEYWORD_ONLY.format(name=method_class.public_name, args=targs))
         method, shared = split_options(method_class, dict(options))
         return ExplainedQNode(qnode, method, shared)
 
     @transform.register
-    def _refuse_other_callables(obj: Callable, **_options):
+    def _refuse_other_callables(obj: Callable, *_targs, **_options):
         raise TypeError(
             f"{method_class.public_name} explains a qml.QNode (or a tape); got "
             f"{type(obj).__name__}. Decorate the QNode, not its quantum function."

@@ -1,11 +1,18 @@
-"""Shared fixtures: 64-bit JAX, random amplitude-embedded and angle-encoded models."""
+"""Shared fixtures: JAX precision, random amplitude-embedded and angle-encoded models.
+
+The suite runs in 64-bit JAX by default; ``XQML_X64=0`` runs it in JAX's default float32 (as
+most users do), where tolerances come from :mod:`pennylane_xqml.testing` by dtype.
+"""
+
+import os
 
 import jax
 import numpy as np
 import pennylane as qml
 import pytest
 
-jax.config.update("jax_enable_x64", True)
+X64 = os.environ.get("XQML_X64", "1") != "0"
+jax.config.update("jax_enable_x64", X64)
 
 
 def amplitude_model(device, n_qubits, observable=None, measurements=None, layers=2, interface="jax"):

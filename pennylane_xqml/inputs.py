@@ -1,0 +1,246 @@
+"""Layer 1: how the input argument reaches the circuit, found by tracing, never by guessing.
+
+PennyLane's own gradient transforms find the map from a QNode argument to gate parameters by
+tracing the QNode with that argument as a tracer (:func:`qml.gradients.classical_jacobian`).
+This module does the same, once per explanation:
+
+* :class:`JaxInputTrace` builds the tape with the input as an *abstract* JAX value
+  (:func:`jax.make_jaxpr`), so the circuit's structure cannot depend on the input's value: a
+  transform that merges two rotations into an angle of exactly 0 keeps the gate, and the
+  result is right at every input. The map from the input to every gate parameter is kept as a
+  jaxpr and evaluated at the many inputs a method needs (path points, coalitions, shifted
+  points), under ``jax.jit``, ``jax.vmap`` and ``jax.grad`` alike. Which parameters depend on
+  the input is read off the jaxpr's data flow, not off values.
+* :class:`PointwiseInputTrace` is the fallback for pre-processing JAX cannot trace
+  (``pennylane.numpy`` functions on NumPy/autograd inputs): the tape is rebuilt at every input
+  with autograd, and a change of structure between inputs is an error, never a silent result.
+
+Only the input is traced: other arguments (weights, integers such as a layer count,
+``BasisState`` bit arrays) are passed as they are, as ``jax.grad`` leaves them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pennylane as qml
+
+
+class InputTraceError(ValueError):
+    """The QNode's use of its input cannot be traced (raised before any circuit runs)."""
+
+
+def _jax():
+    import jax  # pylint: disable=import-outside-toplevel
+
+    return jax
+
+
+def is_jax_value(value) -> bool:
+    """Whether ``value`` is a JAX array or tracer."""
+    jax = _jax()
+    return isinstance(value, (jax.Array, jax.core.Tracer))
+
+
+def _dependent_outputs(jaxpr) -> list[bool]:
+    """For each output of ``jaxpr``, whether its value depends on the (single) input variable.
+
+    A forward data-flow pass: an equation's outputs depend on the input when any of its inputs
+    does (nested jaxprs are treated as one equation, which can only over-approximate)."""
+    dependent = set(jaxpr.invars)
+    for eqn in jaxpr.eqns:
+        if any(not _is_literal(v) and v in dependent for v in eqn.invars):
+            dependent.update(eqn.outvars)
+    return [not _is_literal(v) and v in dependent for v in jaxpr.outvars]
+
+
+def _is_literal(var) -> bool:
+    return type(var).__name__ == "Literal"
+
+
+def _structure(tape):
+    """What must not change between inputs: operation types, wires and parameter counts."""
+    return [(type(op).__name__, tuple(op.wires), op.num_params) for op in tape.operations]
+
+
+class JaxInputTrace:
+    """The input's path into the circuit, traced once with JAX.
+
+    Args:
+        tape_fn (callable): ``tape_fn(x)`` builds the tape for input ``x`` (all other arguments
+            closed over).
+        x: the real input (a concrete array or a JAX tracer); only its shape and dtype are used.
+        x64 (bool): trace and evaluate in 64-bit precision (used for NumPy/autograd inputs, so
+            that JAX's default float32 never lowers their precision).
+
+    Attributes:
+        template (QuantumScript): the tape traced at an abstract input; its input parameters are
+            placeholders, never executed: use :meth:`tape` for a tape at a real input.
+        dependent (list[int]): indices into ``template.get_parameters(trainable_only=False)`` of
+            the parameters that depend on the input.
+    """
+
+    def __init__(self, tape_fn, x, x64=False):
+        jax = _jax()
+        self.x64 = x64
+        self.shape = tuple(qml.math.shape(x))
+        holder = {}
+
+        def traced_parameters(x_traced):
+            tape = tape_fn(x_traced)
+            params = tape.get_parameters(trainable_only=False)
+            holder["tape"], holder["traced"] = tape, [i for i, p in enumerate(params) if is_jax_value(p)]
+            return [params[i] for i in holder["traced"]]
+
+        with self.precision():
+            # make_jaxpr abstracts its argument: only shape, dtype (and, under shard_map, the
+            # varying axes of a tracer) are used, never the value.
+            x = x if is_jax_value(x) else jax.numpy.asarray(np.asarray(qml.math.unwrap(x)))
+            self.dtype = x.dtype
+            closed = jax.make_jaxpr(traced_parameters)(x)
+        self.template = holder["tape"]
+        self._traced = holder["traced"]
+        self._fixed = self.template.get_parameters(trainable_only=False)
+        self._fn = jax.extend.core.jaxpr_as_fun(closed)
+        flags = _dependent_outputs(closed.jaxpr)
+        self.dependent = [i for i, flag in zip(self._traced, flags) if flag]
+
+    def precision(self):
+        """The JAX precision the map is traced and evaluated in."""
+        return _jax().enable_x64(True) if self.x64 else contextlib.nullcontext()
+
+    def _evaluate(self, x) -> list:
+        """Every gate parameter at ``x``, as the jaxpr returns them (JAX values)."""
+        jnp = _jax().numpy
+        with self.precision():
+            values = self._fn(jnp.asarray(x, dtype=self.dtype).reshape(self.shape))
+        params = list(self._fixed)
+        for i, value in zip(self._traced, values):
+            params[i] = value
+        return params
+
+    def parameters(self, x) -> list:
+        """Every gate parameter of :attr:`template` at input ``x`` (NumPy arrays for NumPy
+        inputs, so their tapes run in 64-bit NumPy; JAX values otherwise)."""
+        params = self._evaluate(x)
+        if self.x64 and not any(isinstance(p, _jax().core.Tracer) for p in params):
+            params = [np.asarray(p) if i in self._traced else p for i, p in enumerate(params)]
+        return params
+
+    def tape(self, x):
+        """The tape at input ``x`` (same structure as :attr:`template`)."""
+        return self.template.bind_new_parameters(
+            self.parameters(x), list(range(len(self._fixed)))
+        )
+
+    def input_parameters(self, x):
+        """The input-dependent parameters at ``x``, flattened into one vector."""
+        jnp = _jax().numpy
+        params = self._evaluate(x)
+        flat = [jnp.reshape(jnp.asarray(params[i]), (-1,)) for i in self.dependent]
+        return jnp.concatenate(flat) if flat else jnp.zeros((0,))
+
+    def jacobian(self, x):
+        """``∂θ/∂x`` of the input-dependent parameters, shape ``(n_flat_params, x.size)``."""
+        jax = _jax()
+        with self.precision():
+            x = jax.numpy.asarray(x, dtype=self.dtype)
+            holomorphic = "complex" in str(x.dtype)
+            jac = jax.jacfwd(self.input_parameters, holomorphic=holomorphic)(x)
+            jac = jax.numpy.reshape(jac, (-1, int(np.prod(self.shape))))
+            return np.asarray(jac) if self.x64 else jac
+
+
+class PointwiseInputTrace:
+    """The fallback for pre-processing JAX cannot trace (``pennylane.numpy`` functions).
+
+    Dependence is found with autograd at the real input; the tape is rebuilt at every input and
+    must keep the structure it has at the real input and at a random one, or an error says so.
+    """
+
+    def __init__(self, tape_fn, x):
+        from autograd.core import VJPNode  # pylint: disable=import-outside-toplevel
+        from autograd.tracer import isbox, new_box, trace_stack  # pylint: disable=import-outside-toplevel
+
+        self.tape_fn, self.x64 = tape_fn, True
+        self.shape = tuple(qml.math.shape(x))
+        x = np.asarray(qml.math.unwrap(x))
+        with trace_stack.new_trace() as trace:
+            boxed = new_box(x, trace, VJPNode.new_root())
+            tape = tape_fn(boxed)
+            params = tape.get_parameters(trainable_only=False)
+            self.dependent = [
+                i for i, p in enumerate(params) if isbox(p) and p._trace == trace  # pylint: disable=protected-access
+            ]
+        self.template = tape_fn(x)
+        random = np.random.default_rng(7).uniform(0.1, 0.9, size=self.shape).astype(x.dtype)
+        if _structure(tape_fn(random)) != _structure(self.template):
+            raise InputTraceError(
+                "The circuit's structure depends on the input's value (a gate appears or "
+                "disappears, for example a rotation merged to an angle of 0), and its "
+                "pre-processing cannot be traced with JAX. Write the pre-processing with "
+                "qml.math or jax.numpy functions (or pass JAX inputs), so the explanation can be "
+                "traced at an abstract input."
+            )
+
+    def tape(self, x):
+        tape = self.tape_fn(np.asarray(qml.math.unwrap(x)))
+        if _structure(tape) != _structure(self.template):
+            raise InputTraceError(
+                "The circuit's structure changed between inputs of the explanation; write the "
+                "pre-processing with qml.math or jax.numpy functions so it can be traced."
+            )
+        return tape
+
+    def parameters(self, x):
+        return self.tape(x).get_parameters(trainable_only=False)
+
+    def input_parameters(self, x):
+        params = self.tape_fn(x).get_parameters(trainable_only=False)
+        flat = [qml.math.reshape(params[i], (-1,)) for i in self.dependent]
+        return qml.math.concatenate(flat) if flat else np.zeros((0,))
+
+    def jacobian(self, x):
+        from pennylane import numpy as pnp  # pylint: disable=import-outside-toplevel
+
+        x = pnp.array(np.asarray(qml.math.unwrap(x)), requires_grad=True)
+        jac = qml.jacobian(self.input_parameters)(x)
+        return np.reshape(np.asarray(jac), (-1, int(np.prod(self.shape))))
+
+
+_UNTRACEABLE = (
+    "The QNode's pre-processing of its input (argnums={argnum}) cannot be traced: {error}. "
+    "Write it with qml.math, jax.numpy or pennylane.numpy functions (plain NumPy ufuncs such "
+    "as np.tanh turn the input into a constant) and pass NumPy, autograd or JAX arrays."
+)
+
+
+def trace_input(tape_fn, x, argnum, jax_call):
+    """How ``x`` reaches the tape built by ``tape_fn``: a :class:`JaxInputTrace`, or a
+    :class:`PointwiseInputTrace` when JAX cannot trace the pre-processing of NumPy inputs.
+
+    ``jax_call`` says whether any argument of the call is a JAX value (then the map is traced
+    in JAX's current precision; otherwise in 64-bit, like NumPy). JAX's tracer errors are
+    ``TypeError`` subclasses.
+    """
+    try:
+        return JaxInputTrace(tape_fn, x, x64=not jax_call)
+    except TypeError as error:
+        if jax_call:
+            raise InputTraceError(_UNTRACEABLE.format(argnum=argnum, error=_first_line(error))) from error
+    try:
+        return PointwiseInputTrace(tape_fn, x)
+    except InputTraceError:
+        raise
+    except (TypeError, ValueError, AttributeError) as error:
+        raise InputTraceError(_UNTRACEABLE.format(argnum=argnum, error=_first_line(error))) from error
+
+
+def _first_line(error):
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def eager():
+    """Evaluate JAX operations on concrete values eagerly, even inside ``jax.jit``."""
+    return _jax().ensure_compile_time_eval()
