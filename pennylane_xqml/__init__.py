@@ -3,6 +3,7 @@
 from . import hybrid, metrics, noise, qpert
 from .batching import explain_batch
 from .core import ModelCall
+from .devices import DeviceReport, check_device
 from .cost import CostReport, GateCounts, QPertCost, cost_report, grad_cam_cost, qpert_cost
 from .gradcam import CAMWeights, GradCAM, grad_cam
 from .gradients import input_x_gradient, saliency, smoothgrad
@@ -23,6 +24,8 @@ from .transform import ExplainedQNode
 __version__ = "0.1.0"
 
 __all__ = [
+    "check_device",
+    "DeviceReport",
     "CAMWeights",
     "CostReport",
     "cost_report",

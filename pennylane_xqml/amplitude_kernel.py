@@ -87,10 +87,30 @@ def _branch_state(left, right):
     return qml.math.concatenate([left, right]) / np.sqrt(2)
 
 
-def _hadamard_test_tape(tape, wires, left, right, word, ancilla, imag, measurement):
+def device_ordered(wires, state_wires):
+    """``wires`` sorted by their position in the device's wire order ``state_wires`` (wires the
+    device does not list keep their relative order, after the listed ones)."""
+    rank = {w: i for i, w in enumerate(state_wires or [])}
+    return sorted(wires, key=lambda w: rank.get(w, len(rank)))
+
+
+def _permute(vector, wires, target):
+    """The amplitudes ``vector`` over ``wires`` rewritten over the wire order ``target``."""
+    if list(wires) == list(target):
+        return vector
+    tensor = qml.math.reshape(vector, (2,) * len(wires))
+    tensor = qml.math.transpose(tensor, [list(wires).index(w) for w in target])
+    return qml.math.reshape(tensor, (-1,))
+
+
+def _hadamard_test_tape(tape, wires, left, right, word, ancilla, imag, measurement, state_wires):
+    """The Hadamard test. Its joint state is prepared on the wires in device order (some plugins
+    do not honour a preparation or a measurement on permuted wires, see :func:`device_ordered`)."""
     body = _unitary_ops(tape)
+    joint = [ancilla, *wires]
+    prep_wires = device_ordered(joint, state_wires)
     ops = [
-        qml.StatePrep(_branch_state(left, right), wires=[ancilla, *wires]),
+        qml.StatePrep(_permute(_branch_state(left, right), joint, prep_wires), wires=prep_wires),
         *body,
         qml.ctrl(word.operation(), ancilla),
         *_adjoint_ops(body),
@@ -101,16 +121,16 @@ def _hadamard_test_tape(tape, wires, left, right, word, ancilla, imag, measureme
     return qml.tape.QuantumScript(ops, [measurement], shots=tape.shots)
 
 
-def _hadamard_all_tape(tape, wires, u, v, word, ancilla, imag):
-    measurement = qml.probs(wires=[ancilla, *wires])
-    return _hadamard_test_tape(tape, wires, u, v, word, ancilla, imag, measurement)
+def _hadamard_all_tape(tape, wires, u, v, word, ancilla, imag, state_wires):
+    measurement = qml.probs(wires=device_ordered([ancilla, *wires], state_wires))
+    return _hadamard_test_tape(tape, wires, u, v, word, ancilla, imag, measurement, state_wires)
 
 
-def _hadamard_feature_tape(tape, wires, index, v, word, ancilla, imag):
+def _hadamard_feature_tape(tape, wires, index, v, word, ancilla, imag, state_wires):
     basis = np.zeros(2 ** len(wires))
     basis[index] = 1.0
     measurement = qml.expval(qml.PauliZ(ancilla))
-    return _hadamard_test_tape(tape, wires, basis, v, word, ancilla, imag, measurement)
+    return _hadamard_test_tape(tape, wires, basis, v, word, ancilla, imag, measurement, state_wires)
 
 
 def _adjoint_tape(tape, wires, v, word):
@@ -124,8 +144,10 @@ def _adjoint_tape(tape, wires, v, word):
 # ---------------------------------------------------------------------------------------------
 
 
-def _probability_difference(result, dim, shots):
-    probs = qml.math.reshape(result, (2, dim))
+def _probability_difference(result, dim, shots, measured, joint):
+    """``P(0, i) - P(1, i)`` from probabilities over the ``measured`` wires (device order),
+    rearranged to the ``joint`` order ``[ancilla, *wires]``."""
+    probs = qml.math.reshape(_permute(result, measured, joint), (2, dim))
     difference = probs[0] - probs[1]
     if shots is None:
         return difference, qml.math.zeros_like(difference)
@@ -155,7 +177,8 @@ def kernel_tapes(tape, encoding, sentences, pairs, rule, ancilla=None, imag=Fals
         rule (str): one of ``"hadamard_all"``, ``"hadamard"``, ``"adjoint"``.
         ancilla: the ancilla wire (Hadamard rules).
         imag (bool): also compute ``Im K``.
-        state_wires: wire order of the device's state (``"adjoint"``).
+        state_wires: the device's wire order: the state's (``"adjoint"``), and the order in
+            which the Hadamard tests prepare and measure their wires.
 
     Returns:
         tuple[list[QuantumScript], callable]: the tapes and a function mapping their results
@@ -171,7 +194,9 @@ def kernel_tapes(tape, encoding, sentences, pairs, rule, ancilla=None, imag=Fals
     if rule == "hadamard_all":
         for u, v in pairs:
             for word in plan.words:
-                tapes.extend(_hadamard_all_tape(tape, wires, u, v, word, ancilla, p) for p in parts)
+                tapes.extend(
+                    _hadamard_all_tape(tape, wires, u, v, word, ancilla, p, state_wires) for p in parts
+                )
     elif rule == "hadamard":
         needs_imag = imag or any(is_complex(u) for u, _ in pairs)
         feature_parts = (False, True) if needs_imag else (False,)
@@ -179,7 +204,7 @@ def kernel_tapes(tape, encoding, sentences, pairs, rule, ancilla=None, imag=Fals
             for word in plan.words:
                 for index in range(dim):
                     tapes.extend(
-                        _hadamard_feature_tape(tape, wires, index, v, word, ancilla, p)
+                        _hadamard_feature_tape(tape, wires, index, v, word, ancilla, p, state_wires)
                         for p in feature_parts
                     )
     elif rule == "adjoint":
@@ -191,22 +216,30 @@ def kernel_tapes(tape, encoding, sentences, pairs, rule, ancilla=None, imag=Fals
         raise ValueError(f"Unknown amplitude gradient rule {rule!r}; expected one of {CIRCUIT_RULES}.")
 
     def postprocess(results):
-        per_pair_word = _per_rule_values(results, rule, pairs, plan, dim, shots, imag, wires, state_wires)
+        per_pair_word = _per_rule_values(
+            results, rule, pairs, plan, dim, shots, imag, wires, state_wires, ancilla
+        )
         return _combine_words(per_pair_word, pairs, plan, imag)
 
     return tapes, postprocess
 
 
-def _per_rule_values(results, rule, pairs, plan, dim, shots, imag, wires, state_wires):
+def _per_rule_values(results, rule, pairs, plan, dim, shots, imag, wires, state_wires, ancilla):
     """List over pairs of lists over words of (re, im, var_re, var_im) vectors of length N."""
     values = []
     cursor = iter(results)
+    joint = [ancilla, *wires]
+    measured = device_ordered(joint, state_wires)
     for u, _ in pairs:
         per_word = []
         for _word in plan.words:
             if rule == "hadamard_all":
-                re, var_re = _probability_difference(next(cursor), dim, shots)
-                im, var_im = _probability_difference(next(cursor), dim, shots) if imag else (None, None)
+                re, var_re = _probability_difference(next(cursor), dim, shots, measured, joint)
+                im, var_im = (
+                    _probability_difference(next(cursor), dim, shots, measured, joint)
+                    if imag
+                    else (None, None)
+                )
             elif rule == "hadamard":
                 re, im, var_re, var_im = _feature_values(cursor, u, dim, shots, imag)
             else:  # adjoint: the state is M_w v

@@ -58,7 +58,7 @@ class ShiftGradient(NamedTuple):
     variance: object
 
 
-def shift_tapes(tape, indices, sentences, order=1):
+def shift_tapes(tape, indices, sentences, order=1, device=None):
     """Shifted tapes for the parameters ``indices`` of ``tape`` and their post-processing.
 
     Args:
@@ -66,6 +66,7 @@ def shift_tapes(tape, indices, sentences, order=1):
         indices (list[int]): positions in ``tape.get_parameters(trainable_only=False)``.
         sentences (list[PauliSentence]): the outputs.
         order (int): 1 for first derivatives, 2 for second (diagonal) derivatives.
+        device: where the tapes run (see :func:`~.estimation.estimate_outputs`).
 
     Returns:
         tuple[list[QuantumScript], callable]: the tapes, and a function mapping their results
@@ -86,7 +87,7 @@ def shift_tapes(tape, indices, sentences, order=1):
             shifted = list(params)
             shifted[index] = params[index] + shift
             circuit = base.bind_new_parameters(shifted, list(range(len(params))))
-            measured, estimate = estimate_outputs(circuit, sentences, shots)
+            measured, estimate = estimate_outputs(circuit, sentences, shots, device)
             estimates.append((len(tapes), len(measured), estimate))
             tapes.extend(measured)
 

@@ -452,7 +452,7 @@ class Engine:
             tape = call.tape.copy(operations=[prep, *call.tape.operations[1:]])
         else:
             tape = call.tape_at(qml.math.reshape(point, call.shape))
-        tapes, estimate = estimate_outputs(tape, call.sentences, call.shots)
+        tapes, estimate = estimate_outputs(tape, call.sentences, call.shots, self.device)
         handle = self.batch.add(tapes, estimate)
 
         def get(lookup):
@@ -498,7 +498,7 @@ class Engine:
         requests = []
         for x in points:
             tapes, fn = angle_gradient.shift_tapes(
-                call.expanded_tape_at(x), call.input_indices, call.sentences
+                call.expanded_tape_at(x), call.input_indices, call.sentences, device=self.device
             )
             jac = call.input_jacobian(x)
             requests.append((self.batch.add(tapes, fn), jac))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pennylane as qml
 
-from .encodings import collect_words
+from .encodings import collect_words, device_wire_order
 
 
 def qubitwise_groups(words) -> list[list[int]]:
@@ -64,7 +64,7 @@ def _signs(words, wires):
     return signs
 
 
-def estimate_outputs(tape, sentences, shots):
+def estimate_outputs(tape, sentences, shots, device=None):
     """Tapes that estimate every output in ``sentences`` on the circuit of ``tape``, and
     ``estimate(results) -> (values, variances)``, both of shape ``(n_outputs,)``.
 
@@ -72,6 +72,8 @@ def estimate_outputs(tape, sentences, shots):
         tape: the circuit (its measurements are replaced).
         sentences (list[PauliSentence]): the outputs.
         shots (int or None): ``None`` for analytic results (zero variances).
+        device: where the tapes run; probabilities are measured over wires in its own order
+            (some plugins do not honour other orders).
     """
     plan = collect_words(sentences)
     identity = np.asarray(plan.identity)
@@ -91,12 +93,13 @@ def estimate_outputs(tape, sentences, shots):
         return [measured], analytic
 
     tapes, estimators = [], []
+    order = device_wire_order(device, tape) if device is not None else None
     for group in qubitwise_groups(plan.words):
         words = [plan.words[i] for i in group]
         basis = {}
         for word in words:
             basis.update(word)
-        wires = list(basis)
+        wires = list(basis) if order is None else sorted(basis, key=order.index)
         ops = [*tape.operations, *_rotations(basis)]
         tapes.append(tape.copy(operations=ops, measurements=[qml.probs(wires=wires)]))
         estimators.append(coeffs[:, group] @ _signs(words, wires))  # (K, 2^m)

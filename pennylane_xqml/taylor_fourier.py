@@ -389,8 +389,12 @@ class TaylorFourier:
         handles = []
         for root in roots:
             tape = call.expanded_tape_at(qml.math.reshape(root, call.shape))
-            first = angle_gradient.shift_tapes(tape, call.input_indices, call.sentences, order=1)
-            second = angle_gradient.shift_tapes(tape, call.input_indices, call.sentences, order=2)
+            first = angle_gradient.shift_tapes(
+                tape, call.input_indices, call.sentences, order=1, device=engine.device
+            )
+            second = angle_gradient.shift_tapes(
+                tape, call.input_indices, call.sentences, order=2, device=engine.device
+            )
             handles.append((engine.batch.add(*first), engine.batch.add(*second)))
         s1, s2 = slopes, slopes**2
 
