@@ -57,13 +57,13 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pennylane as qml  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
+import pennylane as qml
+from bench_common import block, print_markdown_table, time_repeated
+from sklearn.datasets import load_digits
 
-import pennylane_xqml as xqml  # noqa: E402
-from bench_common import block, print_markdown_table, time_repeated  # noqa: E402
+import pennylane_xqml as xqml
 
 N_QUBITS = 6
 N_LAYERS = 2

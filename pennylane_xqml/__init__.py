@@ -3,8 +3,15 @@
 from . import hybrid, metrics, noise, qpert
 from .batching import explain_batch
 from .core import ModelCall
+from .cost import (
+    CostReport,
+    GateCounts,
+    QPertCost,
+    cost_report,
+    grad_cam_cost,
+    qpert_cost,
+)
 from .devices import DeviceReport, check_device
-from .cost import CostReport, GateCounts, QPertCost, cost_report, grad_cam_cost, qpert_cost
 from .gradcam import CAMWeights, GradCAM, grad_cam
 from .gradients import input_x_gradient, saliency, smoothgrad
 from .integrated_gradients import integrated_gradients
@@ -24,34 +31,34 @@ from .transform import ExplainedQNode
 __version__ = "0.1.0"
 
 __all__ = [
-    "check_device",
-    "DeviceReport",
     "CAMWeights",
     "CostReport",
-    "cost_report",
-    "GateCounts",
-    "grad_cam_cost",
-    "QPertCost",
-    "qpert_cost",
+    "DeviceReport",
     "ExplainedQNode",
-    "explain_batch",
+    "GateCounts",
     "GradCAM",
     "ModelCall",
+    "QPertCost",
+    "QPertExplainer",
+    "QPertResult",
+    "check_device",
+    "cost_report",
+    "explain_batch",
     "feature_ablation",
     "grad_cam",
+    "grad_cam_cost",
     "hybrid",
     "input_x_gradient",
+    "integrated_gradients",
+    "kernel_shap",
+    "lime",
     "metrics",
     "noise",
     "qlrp",
     "qlrp_entries",
     "qpert",
+    "qpert_cost",
     "qpert_mask",
-    "QPertExplainer",
-    "QPertResult",
-    "integrated_gradients",
-    "kernel_shap",
-    "lime",
     "random_attribution",
     "saliency",
     "shapley_value_sampling",

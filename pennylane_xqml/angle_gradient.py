@@ -28,7 +28,7 @@ def _has_frequencies(op) -> bool:
     if op.num_params == 0:
         return True
     try:
-        op.parameter_frequencies  # pylint: disable=pointless-statement
+        _ = op.parameter_frequencies
     except (ParameterFrequenciesUndefinedError, NotImplementedError, TypeError):
         # TypeError: some generators (qml.evolve) branch on a traced coefficient; decompose them
         return False

@@ -22,10 +22,15 @@ import pennylane as qml
 from pennylane.measurements import ExpectationMP
 
 from . import amplitude_kernel, angle_gradient
-from .encodings import find_amplitude_encoding, flatten_outputs, is_complex, output_sentences
+from .encodings import (
+    find_amplitude_encoding,
+    flatten_outputs,
+    is_complex,
+    output_sentences,
+)
 from .estimation import estimate_outputs
-from .inputs import InputTraceError, eager, is_jax_value, trace_input
 from .execution import ANCILLA_LABEL, ancilla_and_device, execute_batch, shots_of
+from .inputs import InputTraceError, eager, is_jax_value, trace_input
 
 GRADIENT_RULES = ("auto", "hadamard_all", "hadamard", "adjoint", "backprop", "parameter-shift")
 _STATE_SIMULATORS = ("default.qubit", "lightning.qubit", "lightning.kokkos", "lightning.gpu")
@@ -102,7 +107,7 @@ def _bind_arguments(qnode, args, kwargs, argnums):
         bound = signature.bind(*args, **kwargs)
     except (TypeError, ValueError) as error:
         if isinstance(argnums, str):
-            raise ValueError(f"argnums={argnums!r} cannot be resolved: {error}") from error
+            raise TypeError(f"argnums={argnums!r} cannot be resolved: {error}") from error
         return tuple(args), dict(kwargs), argnums
     args, kwargs = tuple(bound.args), dict(bound.kwargs)
     if isinstance(argnums, str):
@@ -355,13 +360,13 @@ class Engine:
         self.ancilla = ancilla if ancilla is not None else ANCILLA_LABEL
         if self.rule in ("hadamard_all", "hadamard") and self.device is not None:
             self.ancilla, self.device = ancilla_and_device(self.device, call.tape.wires, ancilla)
-        if self.rule == "adjoint" and call.kind == "amplitude" and call.device.name != "default.qubit":
-            if _differentiated(call.args, call.argnum):
-                raise ValueError(
-                    f'gradient="adjoint" returns state vectors, which {self.device.name} cannot '
-                    'differentiate; to differentiate explanations with respect to the weights '
-                    'use gradient="hadamard_all" (or default.qubit).'
-                )
+        adjoint_states = self.rule == "adjoint" and call.kind == "amplitude"
+        if adjoint_states and call.device.name != "default.qubit" and _differentiated(call.args, call.argnum):
+            raise ValueError(
+                f'gradient="adjoint" returns state vectors, which {self.device.name} cannot '
+                'differentiate; to differentiate explanations with respect to the weights '
+                'use gradient="hadamard_all" (or default.qubit).'
+            )
         self.batch = TapeBatch()
         self._direct = []  # requests computed without circuits (autodiff rules)
 

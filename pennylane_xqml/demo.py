@@ -25,7 +25,7 @@ from .data import bars_and_stripes, load_digits_pair
 from .integrated_gradients import integrated_gradients
 from .models import AmplitudeClassifier
 
-__all__ = ["run_demo", "ROW_KEYS", "HATTRIQ_STEPS"]
+__all__ = ["HATTRIQ_STEPS", "ROW_KEYS", "run_demo"]
 
 HATTRIQ_STEPS = 50
 """Riemann steps HATTRIQ uses per input component (its cost: ``d × n_steps`` circuits)."""

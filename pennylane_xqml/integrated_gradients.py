@@ -8,8 +8,8 @@ import pennylane as qml
 from .baselines import resolve_baseline
 from .core import Attribution, safe_unit
 from .encodings import conj
-from .transform import attribution_transform
 from .quadrature import METHODS, path_points
+from .transform import attribution_transform
 
 IG_METHODS = ("auto", "exact") + METHODS
 

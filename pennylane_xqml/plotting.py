@@ -22,9 +22,9 @@ if (
 ):
     matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend choice)
+import matplotlib.pyplot as plt
 
-__all__ = ["plot_attribution_grid", "plot_shot_study", "plot_attribution_bars"]
+__all__ = ["plot_attribution_bars", "plot_attribution_grid", "plot_shot_study"]
 
 
 def _save(fig, path):

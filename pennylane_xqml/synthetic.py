@@ -200,7 +200,7 @@ class FourierPQC:
         """A root ``x̃`` (``f(x̃) ≈ 0``) by the Newton iteration of ``taylor_fourier(root="search")``,
         ``x ← x - f(x) ∇f(x)/‖∇f(x)‖²`` (minimum-norm steps), from ``start`` (default 0)."""
         x = jnp.zeros(self.n_qubits) if start is None else jnp.asarray(start, dtype=float)
-        f = lambda z: self.simulate(z[None])[0]  # noqa: E731
+        f = lambda z: self.simulate(z[None])[0]
         value_and_grad = jax.jit(jax.value_and_grad(f))
         for _ in range(steps):
             value, grad = value_and_grad(x)

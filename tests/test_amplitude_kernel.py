@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 import pytest
-from conftest import amplitude_model, quadratic_form, random_weights
 
 import pennylane_xqml as xqml
+from conftest import amplitude_model, quadratic_form, random_weights
 from pennylane_xqml.amplitude_kernel import backprop_kernel, kernel_tapes
 from pennylane_xqml.encodings import find_amplitude_encoding, output_sentences
 from pennylane_xqml.execution import execute_batch

@@ -86,7 +86,7 @@ def test_angle_ig_under_jit_vmap_and_grad(inputs, rng):
     plain = jnp.stack([ig(b, w) for b in batch])
     np.testing.assert_allclose(jax.jit(ig)(x, w), plain[0], atol=1e-10)
     np.testing.assert_allclose(jax.vmap(ig, in_axes=(0, None))(batch, w), plain, atol=1e-10)
-    loss = lambda weights: jnp.sum(ig(x, weights))  # noqa: E731
+    loss = lambda weights: jnp.sum(ig(x, weights))
     step = np.zeros(w.shape)
     step[0, 1, 2] = 1e-5
     fd = (loss(w + step) - loss(w - step)) / 2e-5

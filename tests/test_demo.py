@@ -6,8 +6,8 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
-from pennylane_xqml import plotting  # noqa: E402
-from pennylane_xqml.demo import HATTRIQ_STEPS, ROW_KEYS, format_table, run_demo  # noqa: E402
+from pennylane_xqml import plotting
+from pennylane_xqml.demo import HATTRIQ_STEPS, ROW_KEYS, format_table, run_demo
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 import pytest
-from conftest import amplitude_model, quadratic_form, random_weights
 
 import pennylane_xqml as xqml
+from conftest import amplitude_model, quadratic_form, random_weights
 
 N = 3
 

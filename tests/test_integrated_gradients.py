@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 import pytest
-from conftest import amplitude_model, quadratic_form, random_weights
 
 import pennylane_xqml as xqml
+from conftest import amplitude_model, quadratic_form, random_weights
 
 N_QUBITS = 3
 
@@ -20,7 +20,8 @@ def setup(rng):
     return model, x, w
 
 
-def _analytic_ig(x, baseline_amplitudes, w, observable=qml.PauliZ(0)):
+def _analytic_ig(x, baseline_amplitudes, w, observable=None):
+    observable = qml.PauliZ(0) if observable is None else observable
     a = np.asarray(x) / np.linalg.norm(x)
     m = quadratic_form(np.asarray(w), N_QUBITS, observable)
     return np.real((a - baseline_amplitudes) * (m @ (a + baseline_amplitudes)))
@@ -122,7 +123,7 @@ def test_padding_gives_amplitude_space_attributions(rng):
 
 
 def test_jit_vmap_plain_agree(setup, rng):
-    model, x, w = setup
+    model, _, w = setup
     ig = xqml.integrated_gradients(model)
     batch = jnp.array(rng.normal(size=(3, 2**N_QUBITS)))
     plain = jnp.stack([ig(b, w) for b in batch])
@@ -139,7 +140,7 @@ def test_grad_wrt_weights_matches_finite_differences(device_name, gradient, rng)
     model = amplitude_model(qml.device(device_name, wires=N_QUBITS), N_QUBITS)
     x, w = jnp.array(rng.normal(size=8)), jnp.array(random_weights(rng, N_QUBITS))
     ig = xqml.integrated_gradients(model, gradient=gradient)
-    loss = lambda weights: jnp.sum(ig(x, weights) ** 2)  # noqa: E731
+    loss = lambda weights: jnp.sum(ig(x, weights) ** 2)
     grad = jax.grad(loss)(w)
     eps = 1e-5
     for index in [(0, 0, 0), (1, 2, 1), (0, 1, 2)]:
@@ -220,7 +221,7 @@ def test_pennylane_transform_applied_to_an_explanation(rng):
     compiled = qml.transforms.merge_rotations(explained)
     assert isinstance(compiled, xqml.ExplainedQNode)
     np.testing.assert_allclose(compiled(x, 0.3), explained(x, 0.3), atol=1e-10)
-    n_ops = lambda e: len(e.construct_batch(x, 0.3)[0].operations)  # noqa: E731
+    n_ops = lambda e: len(e.construct_batch(x, 0.3)[0].operations)
     assert n_ops(compiled) == n_ops(explained) - 2  # one RY fewer in U and in U†
     assert compiled.device is dev  # QNode attributes are reachable
 

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 import pytest
-from conftest import amplitude_model, random_weights
 
+from conftest import amplitude_model, random_weights
 from pennylane_xqml.perturbation import (
     KernelShap,
     ShapleyValueSampling,

@@ -4,9 +4,9 @@ run with shots; results lie within 4 reported standard errors of the analytic va
 import numpy as np
 import pennylane as qml
 import pytest
-from conftest import random_weights
 
 import pennylane_xqml as xqml
+from conftest import random_weights
 
 pytest.importorskip("pennylane_qiskit", reason="install the optional extra: pip install .[qiskit]")
 

@@ -258,7 +258,7 @@ def test_transformed_input_perturbation_methods_perturb_the_qnode_input():
     import itertools
     import math
 
-    f = lambda keep: float(model(np.where(keep, x, baseline)))  # noqa: E731
+    f = lambda keep: float(model(np.where(keep, x, baseline)))
     d = len(x)
     expected = np.zeros(d)
     for i in range(d):
@@ -438,3 +438,53 @@ def test_no_warning_for_ordinary_models():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         xqml.saliency(f)(np.array([0.3]))
+
+
+# -- item 10: standard errors of jointly measured outputs ----------------------------------------
+
+
+def test_grouped_estimates_have_the_exact_multinomial_variance():
+    from pennylane_xqml.encodings import output_sentences
+    from pennylane_xqml.estimation import estimate_outputs
+
+    ops = [qml.RY(0.8, 0), qml.RX(-1.1, 1), qml.CNOT([0, 1])]
+    hamiltonian = qml.Z(0) + 0.5 * qml.Z(0) @ qml.Z(1) - 0.3 * qml.X(1)
+    tape = qml.tape.QuantumScript(ops, [qml.probs(wires=[0, 1]), qml.expval(hamiltonian)], shots=1000)
+    tapes, estimate = estimate_outputs(tape, output_sentences(tape), 1000)
+    exact = qml.execute([t.copy(shots=None) for t in tapes], qml.device("default.qubit", wires=2))
+    values, variances = estimate(exact)
+    state = qml.execute([tape.copy(measurements=[qml.state()], shots=None)], qml.device("default.qubit", wires=2))[0]
+    probs = np.abs(state) ** 2
+    assert_close(values[:4], probs)
+    assert_close(variances[:4], probs * (1 - probs) / 1000)  # one multinomial, not 3 words
+    # the Z words share shots: Var(z0 + 0.5 z0 z1) per shot from the outcome distribution
+    z0 = np.array([1, 1, -1, -1])
+    z0z1 = np.array([1, -1, -1, 1])
+    g = z0 + 0.5 * z0z1
+    x1 = float(np.real(np.conj(state) @ qml.matrix(qml.X(1), wire_order=[0, 1]) @ state))
+    expected = (probs @ g**2 - (probs @ g) ** 2) / 1000 + 0.09 * (1 - x1**2) / 1000
+    assert_close(variances[4], expected)
+
+
+def test_parameter_shift_stderr_of_probs_matches_the_spread_of_repeats():
+    dev = qml.device("default.qubit", wires=2, seed=17)
+
+    @qml.qnode(dev)
+    def f(x):
+        qml.RY(x[0], 0)
+        qml.RX(x[1], 1)
+        qml.CNOT([0, 1])
+        return qml.probs(wires=[0, 1])
+
+    explain = xqml.saliency(
+        qml.set_shots(f, shots=2000), abs=False, gradient="parameter-shift", return_stderr=True
+    )
+    x = np.array([0.7, 1.9])
+    runs = [explain(x) for _ in range(150)]
+    values = np.array([r[0] for r in runs])
+    stderr = np.mean([r[1] for r in runs], axis=0)
+    ratio = values.std(axis=0, ddof=1) / stderr
+    # 150 repeats: the sample spread is within ±25% of the true one with overwhelming odds
+    assert np.all((ratio > 0.75) & (ratio < 1.3)), ratio
+    expected = jax.jacobian(f)(jnp.asarray(x))
+    assert np.all(np.abs(values.mean(axis=0) - expected) < 4 * stderr / np.sqrt(150) + 1e-12)

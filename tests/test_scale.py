@@ -15,9 +15,9 @@ that state. That reference is itself checked against the dense ``M`` from ``qml.
 import numpy as np
 import pennylane as qml
 import pytest
-from conftest import amplitude_model, quadratic_form, random_weights
 
 import pennylane_xqml as xqml
+from conftest import amplitude_model, quadratic_form, random_weights
 
 LAYERS = 2
 

@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 import pytest
-from conftest import amplitude_model, random_weights
 
 import pennylane_xqml as xqml
+from conftest import amplitude_model, random_weights
 
 N = 3
 OBSERVABLE = qml.PauliZ(0) + 0.5 * qml.PauliX(2)
@@ -74,7 +74,7 @@ def test_angle_parameter_shift_with_shots(rng):
 def test_analytic_stderr_is_zero(rng):
     model = amplitude_model(qml.device("default.qubit", wires=N), N)
     x, w = jnp.array(rng.normal(size=8)), jnp.array(random_weights(rng, N))
-    attributions, delta, stderr = xqml.integrated_gradients(
+    _, delta, stderr = xqml.integrated_gradients(
         model, return_convergence_delta=True, return_stderr=True
     )(x, w)
     assert np.all(np.asarray(stderr) == 0) and abs(delta) < 1e-10

@@ -53,7 +53,7 @@ def test_taylor_fourier_residual(result):
     # single-feature moves: no cross terms, the relevance is exact
     single = np.asarray(root) + np.eye(4) * rng.uniform(-2, 2, size=4)
     x_general = task.data(4, seed=5)[0]
-    relevance, delta = explained(jnp.asarray(np.vstack([single, x_general])), model.weights)
+    _, delta = explained(jnp.asarray(np.vstack([single, x_general])), model.weights)
     delta = np.asarray(delta)
     assert np.abs(delta[:4]).max() < 1e-9
     # general points: the residual is the model's cross terms, close to the target's

@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 import pytest
-from conftest import amplitude_model, random_weights
 
 import pennylane_xqml as xqml
+from conftest import amplitude_model, random_weights
 
 N = 2
 
@@ -27,9 +27,8 @@ def w(rng):
 
 
 def _raises_before_running(device, error, match, fn):
-    with qml.Tracker(device) as tracker:
-        with pytest.raises(error, match=match):
-            fn()
+    with qml.Tracker(device) as tracker, pytest.raises(error, match=match):
+        fn()
     assert tracker.totals.get("executions", 0) == 0
 
 
@@ -201,9 +200,8 @@ def test_torch_tensors_are_refused_with_a_clear_error():
         return qml.expval(qml.Z(0))
 
     explained = xqml.integrated_gradients(model)
-    with qml.Tracker(dev) as tracker:
-        with pytest.raises(TypeError, match="NumPy, autograd or JAX"):
-            explained(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor(0.3))
+    with qml.Tracker(dev) as tracker, pytest.raises(TypeError, match="NumPy, autograd or JAX"):
+        explained(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor(0.3))
     assert tracker.totals.get("executions", 0) == 0
     # the documented way: NumPy arrays into the same torch-interface QNode
     values = explained(np.array([1.0, 2.0, 3.0, 4.0]), 0.3)

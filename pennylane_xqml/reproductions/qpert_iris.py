@@ -151,8 +151,10 @@ def format_table(scores):
     """Table 1's layout: ours ranked by AUC-Diff, the paper's numbers beside them."""
     ranked = sorted(scores, key=lambda m: -scores[m]["auc_difference"])
     lines = [
-        f"{'method':<26}{'AUCI':>7}{'AUDC':>7}{'AUC-Diff':>10}{'rank':>6}    "
-        f"{'paper AUCI':>10}{'AUDC':>7}{'AUC-Diff':>10}",
+        (
+            f"{'method':<26}{'AUCI':>7}{'AUDC':>7}{'AUC-Diff':>10}{'rank':>6}    "
+            f"{'paper AUCI':>10}{'AUDC':>7}{'AUC-Diff':>10}"
+        ),
         "-" * 90,
     ]
     for rank, method in enumerate(ranked, start=1):
@@ -218,7 +220,7 @@ def run(output_dir="xqml_output", quick=False, progress=True):
         name: metrics.evaluate_insertion_deletion(
             model.predict_proba, X, values, y=classes, X_background=split.X_train,
             y_background=split.y_train, target=classes,
-        )  # fmt: skip
+        )
         for name, values in attributions.items()
     }
     table = format_table(scores)

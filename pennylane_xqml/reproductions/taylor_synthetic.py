@@ -34,7 +34,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import integrated_gradients, metrics, perturbation, qlrp, saliency, taylor_fourier
+from .. import (
+    integrated_gradients,
+    metrics,
+    perturbation,
+    qlrp,
+    saliency,
+    taylor_fourier,
+)
 from ..synthetic import FourierPQC, SyntheticTask
 
 METHODS = ("Taylor-Fourier", "QLRP", "IG", "Saliency x (x - root)", "Shapley (exact)")
