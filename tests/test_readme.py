@@ -15,7 +15,7 @@ assert np.all(np.isfinite(attributions)) and abs(float(delta)) < 1e-5, delta
 
 
 def test_readme_first_example_runs_in_float32():
-    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+    block = re.search(r"```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
     run = subprocess.run(
         [sys.executable, "-c", block + CHECK], capture_output=True, text=True, timeout=600, check=False
     )

@@ -38,14 +38,13 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import catalyst  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pennylane as qml  # noqa: E402
+import catalyst
+import jax.numpy as jnp
+import numpy as np
+import pennylane as qml
 
-import pennylane_xqml as xqml  # noqa: E402
-
-from pennylane_xqml.catalyst import qjit_explanation  # noqa: E402
+import pennylane_xqml as xqml
+from pennylane_xqml.catalyst import qjit_explanation
 
 N = 3
 WIRES = list(range(N))
@@ -337,8 +336,8 @@ def main():
     import pennylane_xqml.catalyst  # pylint: disable=import-outside-toplevel
 
     doctests = doctest.testmod(pennylane_xqml.catalyst)
-    ROWS.append(("doctests of pennylane_xqml.catalyst", f"{doctests.attempted - doctests.failed}"
-                 f"/{doctests.attempted} passed", "", "", ""))  # fmt: skip
+    passed = f"{doctests.attempted - doctests.failed}/{doctests.attempted} passed"
+    ROWS.append(("doctests of pennylane_xqml.catalyst", passed, "", "", ""))
     if doctests.failed or not doctests.attempted:
         FAILURES.append("doctests")
 
