@@ -6,7 +6,6 @@ Run it in the `devices` venv of `.ci/run` (or after `pip install -e ".[devices]"
 lightning.kokkos and braket.local.qubit.
 """
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from pennylane_xqml.conformance import conformance_rows, markdown_matrix
 def main():
     rows = []
     for name, (module, make_device, shots) in DEVICES.items():
-        if module is not None and importlib.util.find_spec(module) is None:
+        if module is not None and not installed(module):
             print(f"(skipped {name}: not installed)", file=sys.stderr)
             continue
         rows += conformance_rows(name, make_device, shots=shots)
