@@ -37,6 +37,19 @@ def _jax():
     return jax
 
 
+def x64_mode(enabled: bool):
+    """A context with JAX's 64-bit mode on or off (``jax.enable_x64``; older JAX, as the
+    Catalyst route pins, has it as ``jax.experimental.enable_x64``)."""
+    jax = _jax()
+    context = getattr(jax, "enable_x64", None)
+    if context is None:
+        from jax import experimental  # pylint: disable=import-outside-toplevel
+
+        context = experimental.enable_x64 if enabled else experimental.disable_x64
+        return context()
+    return context(enabled)
+
+
 def is_jax_value(value) -> bool:
     """Whether ``value`` is a JAX array or tracer."""
     jax = _jax()
@@ -108,7 +121,7 @@ class JaxInputTrace:
 
     def precision(self):
         """The JAX precision the map is traced and evaluated in."""
-        return _jax().enable_x64(True) if self.x64 else contextlib.nullcontext()
+        return x64_mode(True) if self.x64 else contextlib.nullcontext()
 
     def _evaluate(self, x) -> list:
         """Every gate parameter at ``x``, as the jaxpr returns them (JAX values)."""

@@ -15,6 +15,8 @@ import contextlib
 import numpy as np
 import pennylane as qml
 
+from .inputs import x64_mode
+
 #: ``(rtol, atol)`` by precision: 1e-8 in float64; 1e-4 relative in float32 (JAX's default).
 TOLERANCES = {64: (1e-8, 1e-8), 32: (1e-4, 1e-4)}
 
@@ -62,7 +64,7 @@ def jax_precision(x64: bool):
 
     jax.clear_caches()
     try:
-        with jax.enable_x64(x64):
+        with x64_mode(x64):
             yield
     finally:
         jax.clear_caches()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_conformance import DEVICES
+from test_conformance import DEVICES, installed
 
 from pennylane_xqml.conformance import conformance_rows, markdown_matrix
 
