@@ -282,8 +282,9 @@ def _fake_backend(backend):
 
 
 def fake_backend_device(
-    wires, backend=DEFAULT_FAKE_BACKEND, zne=None, seed=None, optimization_level=0, readout_error=True
-):
+    wires, backend=DEFAULT_FAKE_BACKEND, zne=None, seed=None, optimization_level=0, readout_error=True,
+    noise=True,
+):  # fmt: skip
     """A Qiskit Aer simulation of an IBM backend snapshot (noise model, basis gates, coupling map).
 
     Args:
@@ -298,6 +299,9 @@ def fake_backend_device(
             ``U U†`` pairs of ZNE's folding and so undo it.
         readout_error (bool): include the backend's measurement errors (``False``: gate and
             idle noise only; ZNE cannot remove readout errors, see the noise study).
+        noise (bool): ``False`` keeps the backend's basis gates, coupling map and routing but
+            no noise: the same code path, noiseless (the conformance suite checks it against
+            default.qubit).
 
     Shots are set on the QNode (``qml.set_shots``); the device samples, it has no analytic mode.
 
@@ -312,6 +316,8 @@ def fake_backend_device(
         raise ValueError(f"optimization_level must be 0, 1, 2 or 3, got {optimization_level!r}.")
     if not isinstance(readout_error, bool):
         raise TypeError(f"readout_error must be True or False, got {readout_error!r}.")
+    if not isinstance(noise, bool):
+        raise TypeError(f"noise must be True or False, got {noise!r}.")
     snapshot = _fake_backend(backend)
     if _n_wires(wires) > snapshot.num_qubits:
         raise ValueError(
@@ -321,7 +327,11 @@ def fake_backend_device(
     from qiskit_aer import AerSimulator  # pylint: disable=import-outside-toplevel
     from qiskit_aer.noise import NoiseModel  # pylint: disable=import-outside-toplevel
 
-    noise_model = NoiseModel.from_backend(snapshot, readout_error=readout_error)
+    noise_model = (
+        NoiseModel.from_backend(snapshot, readout_error=readout_error)
+        if noise
+        else NoiseModel(basis_gates=[g for g in snapshot.operation_names if g not in ("measure", "delay")])
+    )
     simulator = AerSimulator.from_backend(snapshot, noise_model=noise_model, seed_simulator=seed)
     device = qml.device(
         "qiskit.remote",

@@ -2,7 +2,7 @@
 compared with analytic default.qubit (see :mod:`pennylane_xqml.conformance`).
 
 Plugins outside the project's dependencies (Amazon Braket's local simulator,
-lightning.kokkos) come with the ``devices`` extra; ``.ci/run`` installs it in a separate venv and
+lightning.kokkos, qulacs) come with the ``devices`` extra; ``.ci/run`` installs it in a separate venv and
 runs this file there. A plugin that is not installed is reported as such, not as a pass.
 """
 
@@ -12,6 +12,7 @@ import pennylane as qml
 import pytest
 
 from pennylane_xqml.conformance import conformance_rows
+from pennylane_xqml.noise import fake_backend_device
 
 DEVICES = {
     # name: (module that provides it, make_device(wires), shots)
@@ -21,8 +22,11 @@ DEVICES = {
                          lambda w: qml.device("lightning.kokkos", wires=w), None),
     "braket.local.qubit": ("braket.pennylane_plugin",
                            lambda w: qml.device("braket.local.qubit", wires=w), None),
+    "qulacs.simulator": ("qulacs", lambda w: qml.device("qulacs.simulator", wires=w), None),
     "default.qubit (shots)": (None, lambda w: qml.device("default.qubit", wires=w, seed=5), 20_000),
     "qiskit.aer (shots)": ("pennylane_qiskit", lambda w: qml.device("qiskit.aer", wires=w, seed=11), 20_000),
+    "qiskit.remote FakeManilaV2, noiseless (shots)": (
+        "qiskit_ibm_runtime", lambda w: fake_backend_device(w, seed=3, noise=False), 20_000),
 }  # fmt: skip
 
 
