@@ -73,7 +73,8 @@ class TapeBatch:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_finite(x, name):
+def check_finite(x, name):
+    """Raise when concrete ``x`` is not numeric or holds NaN/inf (tracers are not checked)."""
     if qml.math.is_abstract(x):
         return
     values = np.asarray(qml.math.unwrap(x))
@@ -156,7 +157,7 @@ class ModelCall:
         elif "int" in str(qml.math.get_dtype_name(self.x)) or "bool" in str(qml.math.get_dtype_name(self.x)):
             self.x = self.x * 1.0
         self.args = self.args[: self.argnum] + (self.x,) + self.args[self.argnum + 1 :]
-        _check_finite(self.x, "The input")
+        check_finite(self.x, "The input")
         self.shape = tuple(qml.math.shape(self.x))
         self.jax_call = any(is_jax_value(leaf) for leaf in _leaves((self.args, self.kwargs)))
         self.trace = self._trace(lambda tape: tape)
@@ -452,7 +453,7 @@ class Engine:
                 scale = norm**2  # f is the quadratic form a† M a
             else:
                 unit = call.amplitude_of(qml.math.reshape(point, call.shape))
-                _check_finite(unit, "The amplitude vector the QNode prepares for a perturbed input")
+                check_finite(unit, "The amplitude vector the QNode prepares for a perturbed input (a feature set to a zero baseline can leave the embedding a zero vector to normalise; give a non-zero baseline)")
             prep = qml.StatePrep(unit, wires=call.encoding.wires)
             tape = call.tape.copy(operations=[prep, *call.tape.operations[1:]])
         else:

@@ -6,7 +6,7 @@ import numpy as np
 import pennylane as qml
 
 from .baselines import resolve_baseline
-from .core import Attribution, safe_unit
+from .core import Attribution, check_finite, safe_unit
 from .encodings import conj
 from .quadrature import METHODS, path_points
 from .transform import attribution_transform
@@ -44,6 +44,14 @@ class IntegratedGradients:
                 'the embedding, need a quadrature such as "gausslegendre".'
             )
         baseline = resolve_baseline(call.x, self.baselines, self.baseline_data)
+        if call.kind == "amplitude" and not call.straight:
+            # F(x) = f(a(x)) with a normalising embedding: ∂F/∂x grows like 1/‖x‖, so the path
+            # integral diverges at a baseline the embedding cannot normalise.
+            check_finite(
+                call.amplitude_of(baseline),
+                "The amplitude vector of the baseline (the QNode normalises a zero vector: the "
+                "integral diverges there; give a non-zero baseline)",
+            )
         x, x0 = engine.point, engine.to_point(baseline)
         diff = x - x0
         if method == "exact":

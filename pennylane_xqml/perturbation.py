@@ -34,7 +34,7 @@ import numpy as np
 import pennylane as qml
 
 from .baselines import resolve_baseline
-from .core import Attribution, _check_finite
+from .core import Attribution, check_finite
 from .transform import attribution_transform
 
 MAX_EXACT_GROUPS = 12
@@ -98,7 +98,7 @@ def _background_array(background, baselines):
     data = np.asarray(qml.math.unwrap(0.0 if data is None else data))
     if data.size == 0:
         raise ValueError("The background is empty; give at least one row shaped like the input.")
-    _check_finite(data, "The background")
+    check_finite(data, "The background")
     return data
 
 

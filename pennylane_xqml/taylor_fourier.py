@@ -41,7 +41,7 @@ import numpy as np
 import pennylane as qml
 
 from . import angle_gradient
-from .core import Attribution, Engine, _check_finite, _leaves
+from .core import Attribution, Engine, _leaves, check_finite
 from .encodings import random_like
 from .inputs import eager
 from .transform import attribution_transform
@@ -220,7 +220,7 @@ class TaylorFourier:
         else:
             if isinstance(root, (list, tuple)) or np.isscalar(root):
                 root = np.asarray(root, dtype=float)
-            _check_finite(root, "The root")
+            check_finite(root, "The root")
         if (
             not isinstance(root_steps, (int, np.integer))
             or isinstance(root_steps, bool)
