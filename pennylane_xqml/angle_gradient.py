@@ -86,7 +86,15 @@ def shift_tapes(tape, indices, sentences, order=1, device=None):
         for _, shift in recipe:
             shifted = list(params)
             shifted[index] = params[index] + shift
-            circuit = base.bind_new_parameters(shifted, list(range(len(params))))
+            try:
+                circuit = base.bind_new_parameters(shifted, list(range(len(params))))
+            except IndexError as error:
+                raise ValueError(
+                    f"PennyLane cannot rebind the parameters of {op.name} to shift them "
+                    "(qml.evolve of a Hamiltonian with several terms is a known case; PennyLane's "
+                    'own parameter shift fails there too). Use gradient="backprop" (default.qubit '
+                    'with JAX inputs) or "adjoint" on a simulator.'
+                ) from error
             measured, estimate = estimate_outputs(circuit, sentences, shots, device)
             estimates.append((len(tapes), len(measured), estimate))
             tapes.extend(measured)

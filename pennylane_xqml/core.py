@@ -100,6 +100,15 @@ def _check_interfaces(args, kwargs):
             )
 
 
+def _concrete_integers(value):
+    """Concrete JAX integer or boolean arrays (``BasisState`` bits, counts) as NumPy arrays, so
+    decompositions that branch on them keep working while the input is traced."""
+    if is_jax_value(value) and not qml.math.is_abstract(value):
+        if "int" in str(value.dtype) or "bool" in str(value.dtype):
+            return np.asarray(value)
+    return value
+
+
 def _bind_arguments(qnode, args, kwargs, argnums):
     """``(args, kwargs, argnum)`` with every argument that can be positional made positional,
     so an input passed by keyword (``model(x=..., w=...)``) and ``argnums`` given by name work."""
@@ -156,7 +165,9 @@ class ModelCall:
             self.x = qml.math.asarray(self.x, like="numpy") * 1.0
         elif "int" in str(qml.math.get_dtype_name(self.x)) or "bool" in str(qml.math.get_dtype_name(self.x)):
             self.x = self.x * 1.0
-        self.args = self.args[: self.argnum] + (self.x,) + self.args[self.argnum + 1 :]
+        self.args = tuple(
+            self.x if i == self.argnum else _concrete_integers(a) for i, a in enumerate(self.args)
+        )
         check_finite(self.x, "The input")
         self.shape = tuple(qml.math.shape(self.x))
         self.jax_call = any(is_jax_value(leaf) for leaf in _leaves((self.args, self.kwargs)))
@@ -687,6 +698,6 @@ def resolve_gradient(call: ModelCall, gradient: str) -> str:
         if any(not isinstance(mp, ExpectationMP) for mp in call.tape.measurements):
             raise ValueError(
                 'gradient="adjoint" for angle inputs supports expectation values only; '
-                'use "backprop" or "parameter-shift" for probabilities.'
+                'use "parameter-shift" for probabilities (or "backprop" on default.qubit).'
             )
     return gradient

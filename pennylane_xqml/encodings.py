@@ -7,9 +7,9 @@ Two kinds of input encoding are recognised:
   padded, normalised vector that the operation prepares, which is the quantity the model is a
   quadratic form of.
 * **angle**: any gate parameters that depend on the input argument (AngleEmbedding,
-  IQPEmbedding, ``qml.RY(np.pi * x[0])`` ...). They are found by tracing the QNode twice at two
-  random inputs and comparing the tape parameters, which works under ``jax.jit`` because it only
-  uses NumPy stand-ins.
+  IQPEmbedding, ``qml.RY(np.pi * x[0])`` ...). The engine finds them with :mod:`.inputs`
+  (the QNode traced at an abstract input); :func:`input_parameter_indices`, which compares
+  tapes at two random stand-ins, remains for Grad-CAM's hybrid models and the cost report.
 
 Measurements are turned into *outputs*: every ``expval`` is one scalar output and every
 ``probs`` contributes one output per basis state. Each output is a linear combination of Pauli

@@ -97,6 +97,7 @@ class JaxInputTrace:
     def __init__(self, tape_fn, x, x64=False):
         jax = _jax()
         self.x64 = x64
+        self._tape_fn = tape_fn
         self.shape = tuple(qml.math.shape(x))
         holder = {}
 
@@ -142,10 +143,23 @@ class JaxInputTrace:
         return params
 
     def tape(self, x):
-        """The tape at input ``x`` (same structure as :attr:`template`)."""
-        return self.template.bind_new_parameters(
-            self.parameters(x), list(range(len(self._fixed)))
-        )
+        """The tape at input ``x`` (same structure as :attr:`template`).
+
+        Operators whose parameters PennyLane cannot rebind (``qml.evolve`` of a Hamiltonian
+        raises ``IndexError`` in ``bind_new_parameters``) are rebuilt by calling the QNode at
+        ``x``; the result must keep the template's structure."""
+        try:
+            return self.template.bind_new_parameters(
+                self.parameters(x), list(range(len(self._fixed)))
+            )
+        except (IndexError, ValueError, TypeError):
+            tape = self._tape_fn(x)
+            if _structure(tape) != _structure(self.template):
+                raise InputTraceError(
+                    "The circuit's structure changed between inputs of the explanation, and its "
+                    "operators cannot be rebound to new parameters."
+                ) from None
+            return tape
 
     def input_parameters(self, x):
         """The input-dependent parameters at ``x``, flattened into one vector."""
@@ -229,6 +243,12 @@ _UNTRACEABLE = (
 )
 
 
+_JAX_CALL_HINT = (
+    " The call has JAX arrays, so the map is traced with JAX: pennylane.numpy functions cannot "
+    "follow it; with pennylane.numpy pre-processing pass NumPy or pennylane.numpy arrays."
+)
+
+
 def trace_input(tape_fn, x, argnum, jax_call):
     """How ``x`` reaches the tape built by ``tape_fn``: a :class:`JaxInputTrace`, or a
     :class:`PointwiseInputTrace` when JAX cannot trace the pre-processing of NumPy inputs.
@@ -241,7 +261,9 @@ def trace_input(tape_fn, x, argnum, jax_call):
         return JaxInputTrace(tape_fn, x, x64=not jax_call)
     except TypeError as error:
         if jax_call:
-            raise InputTraceError(_UNTRACEABLE.format(argnum=argnum, error=_first_line(error))) from error
+            raise InputTraceError(
+                _UNTRACEABLE.format(argnum=argnum, error=_first_line(error)) + _JAX_CALL_HINT
+            ) from error
     try:
         return PointwiseInputTrace(tape_fn, x)
     except InputTraceError:

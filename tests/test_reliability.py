@@ -492,3 +492,51 @@ def test_parameter_shift_stderr_of_probs_matches_the_spread_of_repeats():
     assert np.all((ratio > 0.75) & (ratio < 1.3)), ratio
     expected = jax.jacobian(f)(jnp.asarray(x))
     assert np.all(np.abs(values.mean(axis=0) - expected) < 4 * stderr / np.sqrt(150) + 1e-12)
+
+
+# -- found by a new-user review ---------------------------------------------------------------
+
+
+def test_evolve_of_a_multi_term_hamiltonian():
+    hamiltonian = qml.Hamiltonian([0.5, 0.3], [qml.Z(0) @ qml.Z(1), qml.X(1)])
+    dev = qml.device("default.qubit", wires=2)
+
+    @qml.qnode(dev)
+    def f(x):
+        qml.Hadamard(0)
+        qml.evolve(hamiltonian, x[0])
+        return qml.expval(qml.Y(0) + qml.Z(1))
+
+    x = jnp.array([0.7])
+    assert_close(xqml.saliency(f, abs=False)(x), jax.grad(f)(x))
+    with no_circuit_runs(dev), pytest.raises(ValueError, match="cannot rebind"):
+        xqml.saliency(f, gradient="parameter-shift")(x)
+
+
+def test_jax_integer_basis_state_bits_under_parameter_shift():
+    dev = qml.device("default.qubit", wires=2)
+
+    @qml.qnode(dev)
+    def f(x, bits):
+        qml.BasisState(bits, wires=range(2))
+        qml.RY(x[0], 0)
+        qml.CNOT([0, 1])
+        qml.RX(x[1], 1)
+        return qml.expval(qml.Z(1))
+
+    x = jnp.array([0.4, -0.9])
+    expected = jax.grad(f)(x, np.array([1, 0]))
+    assert_close(xqml.saliency(f, abs=False, gradient="parameter-shift")(x, jnp.array([1, 0])), expected)
+
+
+def test_pennylane_numpy_preprocessing_with_jax_inputs_says_what_to_pass():
+    dev = qml.device("default.qubit", wires=1)
+
+    @qml.qnode(dev)
+    def f(x):
+        qml.RX(pnp.sin(x[0]), 0)
+        return qml.expval(qml.Z(0))
+
+    with no_circuit_runs(dev), pytest.raises(ValueError, match="pass NumPy or pennylane.numpy arrays"):
+        xqml.saliency(f)(jnp.array([0.3]))
+    assert_close(xqml.saliency(f, abs=False)(np.array([0.3])), [-np.sin(np.sin(0.3)) * np.cos(0.3)])
