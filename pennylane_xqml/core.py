@@ -103,9 +103,9 @@ def _check_interfaces(args, kwargs):
 def _concrete_integers(value):
     """Concrete JAX integer or boolean arrays (``BasisState`` bits, counts) as NumPy arrays, so
     decompositions that branch on them keep working while the input is traced."""
-    if is_jax_value(value) and not qml.math.is_abstract(value):
-        if "int" in str(value.dtype) or "bool" in str(value.dtype):
-            return np.asarray(value)
+    concrete = is_jax_value(value) and not qml.math.is_abstract(value)
+    if concrete and ("int" in str(value.dtype) or "bool" in str(value.dtype)):
+        return np.asarray(value)
     return value
 
 
