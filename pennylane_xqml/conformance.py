@@ -2,7 +2,7 @@
 
 :func:`conformance_rows` runs each method of :data:`METHODS` on small random models placed on a
 device and compares the result with the same explanation on analytic default.qubit: to
-``1e-8`` when the device is analytic, within 4 of the explanation's own reported standard
+``1e-10`` when the device is analytic, within 4 of the explanation's own reported standard
 errors when it samples. ``tests/test_conformance.py`` asserts every row for every installed
 plugin; ``python scripts/support_matrix.py`` prints the README's support matrix from the same
 rows.
@@ -123,7 +123,7 @@ def conformance_rows(name, make_device, shots=None, methods=None, seed=7):
             continue
         error = float(np.max(np.abs(values - expected)))
         if shots is None:
-            rows.append(Row(name, method, error < 1e-8, error, np.nan))
+            rows.append(Row(name, method, error < 1e-10, error, np.nan))
         else:
             if not has_stderr or stderr is None:
                 stderr = np.sqrt(expected * (1 - expected) / shots)
