@@ -15,6 +15,16 @@ X64 = os.environ.get("XQML_X64", "1") != "0"
 jax.config.update("jax_enable_x64", X64)
 
 
+@pytest.fixture(autouse=True)
+def _restore_precision():
+    """Give every test the suite's precision back: the reproductions' and demo's entry points
+    switch JAX to 64-bit for their own runs."""
+    yield
+    if jax.config.jax_enable_x64 != X64:
+        jax.config.update("jax_enable_x64", X64)
+        jax.clear_caches()
+
+
 def amplitude_model(device, n_qubits, observable=None, measurements=None, layers=2, interface="jax"):
     """``f(x, w)``: AmplitudeEmbedding (normalised) + StronglyEntanglingLayers."""
 

@@ -4,7 +4,6 @@ import jax
 import numpy as np
 import pytest
 
-jax.config.update("jax_enable_x64", True)
 
 from pennylane_xqml import plotting
 from pennylane_xqml.demo import HATTRIQ_STEPS, ROW_KEYS, format_table, run_demo

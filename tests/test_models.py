@@ -1,6 +1,5 @@
 import jax
 
-jax.config.update("jax_enable_x64", True)
 
 import numpy as np
 import pytest

@@ -15,7 +15,6 @@ import pennylane_xqml as xqml
 from pennylane_xqml.reproductions.taylor_synthetic import METHODS, run
 from pennylane_xqml.synthetic import SyntheticTask
 
-jax.config.update("jax_enable_x64", True)
 
 
 @pytest.fixture(scope="module")
