@@ -1,9 +1,7 @@
 """The README's demo (HATTRIQ on Bars and Stripes and digits) and the plotting helpers."""
 
-import jax
 import numpy as np
 import pytest
-
 
 from pennylane_xqml import plotting
 from pennylane_xqml.demo import HATTRIQ_STEPS, ROW_KEYS, format_table, run_demo

@@ -33,7 +33,6 @@ from pennylane_xqml.qpert import (
     total_loss,
 )
 
-
 BACKGROUND = np.random.default_rng(7).uniform(0, 1, size=(10, 2))
 X = np.array([[0.9, 0.8], [0.2, 0.7], [0.6, 0.1]])
 W = np.array([0.4, -0.3])

@@ -16,7 +16,6 @@ from pennylane_xqml.reproductions.taylor_synthetic import METHODS, run
 from pennylane_xqml.synthetic import SyntheticTask
 
 
-
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     return run(str(tmp_path_factory.mktemp("ts")), quick=True, progress=False)
