@@ -196,24 +196,6 @@ def collect_words(sentences) -> OutputWords:
 
 
 
-def word_tape(tape, words):
-    """``tape`` measuring ``expval`` of each Pauli word instead of its own measurements
-    (operation parameters keep their indices)."""
-    return tape.copy(measurements=[qml.expval(word.operation()) for word in words])
-
-
-def word_expectations(result):
-    """The word expectations of a :func:`word_tape` result as one vector."""
-    return qml.math.stack(result if isinstance(result, (tuple, list)) else (result,))
-
-
-def word_variances(expectations, shots):
-    """Variance of each word's shot estimate, ``(1 - <P>²)/shots`` (zero when analytic)."""
-    if shots is None:
-        return qml.math.zeros_like(expectations)
-    return (1 - expectations**2) / shots
-
-
 def flatten_outputs(result, tape):
     """Flatten a tape result (single, tuple, probs) into a vector of the tape's outputs."""
     if len(tape.measurements) == 1:
