@@ -124,12 +124,27 @@ def print_table(results):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--qubits", type=int, nargs="+", default=[8, 12, 16, 20],
-                        help="numbers of qubits (default 8 12 16 20)")
-    parser.add_argument("--devices", nargs="+", choices=DEVICES, default=list(DEVICES),
-                        help="simulators (default both)")
-    parser.add_argument("--skip-default-above", type=int, default=None, metavar="N",
-                        help="run default.qubit only up to N qubits (~15x slower than lightning.qubit at 20)")
+    parser.add_argument(
+        "--qubits",
+        type=int,
+        nargs="+",
+        default=[8, 12, 16, 20],
+        help="numbers of qubits (default 8 12 16 20)",
+    )
+    parser.add_argument(
+        "--devices",
+        nargs="+",
+        choices=DEVICES,
+        default=list(DEVICES),
+        help="simulators (default both)",
+    )
+    parser.add_argument(
+        "--skip-default-above",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run default.qubit only up to N qubits (~15x slower than lightning.qubit at 20)",
+    )
     parser.add_argument("--layers", type=int, default=2, help="StronglyEntanglingLayers layers")
     parser.add_argument("--seed", type=int, default=0, help="seed of the input and weights")
     parser.add_argument("--one", nargs=2, metavar=("QUBITS", "DEVICE"), help=argparse.SUPPRESS)
@@ -146,33 +161,50 @@ def main(argv=None):
     import pennylane as qml  # pylint: disable=import-outside-toplevel
 
     started = time.perf_counter()
-    print(f"pennylane_xqml IG scaling benchmark, {datetime.date.today()}, {os.cpu_count()} CPU "
-          f"cores, {platform.processor() or platform.machine()}; PennyLane {qml.__version__}")
-    print(f"model: AmplitudeEmbedding(2**n, normalize=True) + StronglyEntanglingLayers"
-          f"({args.layers} layers, seed {args.seed}) + <Z0>; zero baseline; one process per row")
+    print(
+        f"pennylane_xqml IG scaling benchmark, {datetime.date.today()}, {os.cpu_count()} CPU "
+        f"cores, {platform.processor() or platform.machine()}; PennyLane {qml.__version__}"
+    )
+    print(
+        f"model: AmplitudeEmbedding(2**n, normalize=True) + StronglyEntanglingLayers"
+        f"({args.layers} layers, seed {args.seed}) + <Z0>; zero baseline; one process per row"
+    )
     print()
     results = []
     for n_qubits in args.qubits:
         for device_name in args.devices:
             limit = args.skip_default_above
             if device_name == "default.qubit" and limit is not None and n_qubits > limit:
-                print(f"  skipped default.qubit at {n_qubits} qubits (--skip-default-above {limit})")
+                print(
+                    f"  skipped default.qubit at {n_qubits} qubits (--skip-default-above {limit})"
+                )
                 continue
             result = run_isolated(n_qubits, device_name, args.layers, args.seed)
-            print(f"  {n_qubits} qubits, {device_name}: forward {result['forward']:.3g} s, "
-                  f"IG {result['ig']:.3g} s", flush=True)
+            print(
+                f"  {n_qubits} qubits, {device_name}: forward {result['forward']:.3g} s, "
+                f"IG {result['ig']:.3g} s",
+                flush=True,
+            )
             results.append(result)
     print()
     print_table(results)
     print()
-    print("gates: operations of the template's decomposition (Rot and CNOT); circuits: circuits "
-          "per explanation without the delta (construct_batch).")
-    print("forward s / IG s: median of repeated calls after a first call (IG first s); "
-          "IG+delta s: one call with return_convergence_delta=True (two extra forward circuits).")
-    print("max|IG-ref|: largest absolute difference to the independent state-sweep closed form; "
-          "rel. to max: divided by max|IG|.")
-    print("peak RSS MiB: ru_maxrss of the configuration's own process after the timings "
-          "(in parentheses: after importing jax, PennyLane and the package).")
+    print(
+        "gates: operations of the template's decomposition (Rot and CNOT); circuits: circuits "
+        "per explanation without the delta (construct_batch)."
+    )
+    print(
+        "forward s / IG s: median of repeated calls after a first call (IG first s); "
+        "IG+delta s: one call with return_convergence_delta=True (two extra forward circuits)."
+    )
+    print(
+        "max|IG-ref|: largest absolute difference to the independent state-sweep closed form; "
+        "rel. to max: divided by max|IG|."
+    )
+    print(
+        "peak RSS MiB: ru_maxrss of the configuration's own process after the timings "
+        "(in parentheses: after importing jax, PennyLane and the package)."
+    )
     print(f"Total wall time {time.perf_counter() - started:.0f} s.")
 
 

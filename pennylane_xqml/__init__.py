@@ -3,16 +3,9 @@
 from . import hybrid, metrics, noise, qpert
 from .batching import explain_batch
 from .core import ModelCall
-from .cost import (
-    CostReport,
-    GateCounts,
-    QPertCost,
-    cost_report,
-    grad_cam_cost,
-    qpert_cost,
-)
+from .cost import CostReport, GateCounts, QPertCost, cost_report
 from .devices import DeviceReport, check_device
-from .gradcam import CAMWeights, GradCAM, grad_cam
+from .gradcam import CAMWeights, GradCAM, grad_cam, grad_cam_cost
 from .gradients import input_x_gradient, saliency, smoothgrad
 from .integrated_gradients import integrated_gradients
 from .perturbation import (
@@ -24,7 +17,7 @@ from .perturbation import (
     shapley_values,
 )
 from .qlrp import qlrp, qlrp_entries
-from .qpert import QPertExplainer, QPertResult, qpert_mask
+from .qpert import QPertExplainer, QPertResult, qpert_cost, qpert_mask
 from .taylor_fourier import taylor_fourier
 from .transform import ExplainedQNode
 

@@ -166,7 +166,9 @@ def _data_amplitudes(state, state_wires, wires):
     return tensor[:, 0]
 
 
-def kernel_tapes(tape, encoding, sentences, pairs, rule, ancilla=None, imag=False, state_wires=None):
+def kernel_tapes(
+    tape, encoding, sentences, pairs, rule, ancilla=None, imag=False, state_wires=None
+):
     """Tapes measuring ``K(u, v)`` for every pair and every output, and their post-processing.
 
     Args:
@@ -195,7 +197,8 @@ def kernel_tapes(tape, encoding, sentences, pairs, rule, ancilla=None, imag=Fals
         for u, v in pairs:
             for word in plan.words:
                 tapes.extend(
-                    _hadamard_all_tape(tape, wires, u, v, word, ancilla, p, state_wires) for p in parts
+                    _hadamard_all_tape(tape, wires, u, v, word, ancilla, p, state_wires)
+                    for p in parts
                 )
     elif rule == "hadamard":
         needs_imag = imag or any(is_complex(u) for u, _ in pairs)
@@ -213,7 +216,9 @@ def kernel_tapes(tape, encoding, sentences, pairs, rule, ancilla=None, imag=Fals
         for _, v in pairs:
             tapes.extend(_adjoint_tape(tape, wires, v, word) for word in plan.words)
     else:
-        raise ValueError(f"Unknown amplitude gradient rule {rule!r}; expected one of {CIRCUIT_RULES}.")
+        raise ValueError(
+            f"Unknown amplitude gradient rule {rule!r}; expected one of {CIRCUIT_RULES}."
+        )
 
     def postprocess(results):
         per_pair_word = _per_rule_values(
@@ -260,7 +265,9 @@ def _feature_values(cursor, u, dim, shots, imag):
         if needs_imag:
             im_mv.append(next(cursor))
     re_mv = qml.math.stack(re_mv)
-    var = (lambda e: (1 - e**2) / shots) if shots is not None else (lambda e: qml.math.zeros_like(e))
+    var = (
+        (lambda e: (1 - e**2) / shots) if shots is not None else (lambda e: qml.math.zeros_like(e))
+    )
     if not needs_imag:
         return u * re_mv, None, u**2 * var(re_mv), None
     im_mv = qml.math.stack(im_mv)
@@ -308,7 +315,6 @@ def backprop_kernel(tape, encoding, pairs, device, imag=False):
     """
     import jax  # pylint: disable=import-outside-toplevel
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-
 
     wires = encoding.wires
     body = _unitary_ops(tape)

@@ -38,7 +38,9 @@ def _check_positive_int(value, name):
 
 def _simulated_in_xla(explainer):
     """Whether ``explainer`` runs inside XLA (default.qubit), rather than through host callbacks."""
-    return not isinstance(explainer, ExplainedQNode) or explainer.qnode.device.name == "default.qubit"
+    return (
+        not isinstance(explainer, ExplainedQNode) or explainer.qnode.device.name == "default.qubit"
+    )
 
 
 def _resolve_devices(devices, explainer):
@@ -94,9 +96,9 @@ def _validated_inputs(explainer, args, argnums, kwargs):
     if isinstance(explainer, ExplainedQNode):
         # traces the model at the first row (nothing runs): shapes and options are checked here
         row_args = args[:argnums] + (inputs[0],) + args[argnums + 1 :]
-        engine, _ = explainer._engine(row_args, kwargs)  # pylint: disable=protected-access
+        plan = explainer.plan(*row_args, **kwargs)
         zero = ~rows.any(axis=1)
-        if engine.call.kind == "amplitude" and zero.any():
+        if plan.embedding == "amplitude" and zero.any():
             raise ValueError(
                 f"Input rows {np.flatnonzero(zero)[:10].tolist()} are all zero and cannot be "
                 "amplitude-embedded."
@@ -199,7 +201,10 @@ def explain_batch(
             result = explain_rows(placed, *rest)
             leaves, tree = jax.tree_util.tree_flatten(result)
             if outputs is None:
-                outputs = [np.empty((n_rows, *np.shape(leaf)[1:]), np.asarray(leaf).dtype) for leaf in leaves]
+                outputs = [
+                    np.empty((n_rows, *np.shape(leaf)[1:]), np.asarray(leaf).dtype)
+                    for leaf in leaves
+                ]
             for out, leaf in zip(outputs, leaves):
                 out[start : start + n_valid] = np.asarray(leaf)[:n_valid]
             bar.update(n_valid)

@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import pennylane as qml
 
+from .plan import execute_plan
+
 CATALYST_DEVICES = ("lightning.qubit", "lightning.kokkos", "lightning.gpu")
 
 
@@ -83,7 +85,10 @@ def run_tapes(tapes, device):
             index, leaves = members[0]
             results[index] = circuit(leaves)
             continue
-        stacked = [jnp.stack([jnp.asarray(leaf) for leaf in column]) for column in zip(*[m[1] for m in members])]
+        stacked = [
+            jnp.stack([jnp.asarray(leaf) for leaf in column])
+            for column in zip(*[m[1] for m in members])
+        ]
         batched = catalyst.vmap(circuit)(stacked)
         for k, (index, _) in enumerate(members):
             results[index] = jax.tree_util.tree_map(lambda out, k=k: out[k], batched)
@@ -105,13 +110,13 @@ def qjit_explanation(explained, **qjit_options):
         )
 
     def explain(*args, **kwargs):
-        engine, result = explained._engine(args, kwargs)  # pylint: disable=protected-access
-        if engine.n_direct_requests:
+        plan = explained.plan(*args, **kwargs)
+        if plan.simulator_requests:
             raise ValueError(
-                f'gradient="{engine.rule}" is computed by JAX autodiff through the simulator, '
+                f'gradient="{plan.rule}" is computed by JAX autodiff through the simulator, '
                 'which Catalyst cannot compile here; use a circuit rule ("hadamard_all" for '
                 'amplitude inputs, "parameter-shift" for angle inputs).'
             )
-        return result(engine.postprocess(run_tapes(engine.batch.tapes, engine.device)))
+        return execute_plan(plan, run_tapes)
 
     return qml.qjit(explain, **qjit_options)

@@ -119,7 +119,9 @@ def conformance_rows(name, make_device, shots=None, methods=None, seed=7):
             else:
                 values, stderr = _explain(kind, build, device, weights, x)
         except Exception as error:  # noqa: BLE001 - a device failure is a row, not a crash
-            rows.append(Row(name, method, False, np.nan, np.nan, f"{type(error).__name__}: {error}"[:200]))
+            rows.append(
+                Row(name, method, False, np.nan, np.nan, f"{type(error).__name__}: {error}"[:200])
+            )
             continue
         error = float(np.max(np.abs(values - expected)))
         if shots is None:

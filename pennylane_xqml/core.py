@@ -31,6 +31,7 @@ from .encodings import (
 from .estimation import estimate_outputs
 from .execution import ANCILLA_LABEL, ancilla_and_device, execute_batch, shots_of
 from .inputs import InputTraceError, eager, is_jax_value, trace_input
+from .plan import Plan
 
 GRADIENT_RULES = ("auto", "hadamard_all", "hadamard", "adjoint", "backprop", "parameter-shift")
 _STATE_SIMULATORS = ("default.qubit", "lightning.qubit", "lightning.kokkos", "lightning.gpu")
@@ -89,7 +90,7 @@ _SUPPORTED_INTERFACES = ("numpy", "autograd", "jax")
 
 def _check_interfaces(args, kwargs):
     """Refuse arrays of frameworks the engine does not combine with its NumPy constants."""
-    for leaf in _leaves((args, kwargs)):
+    for leaf in leaves((args, kwargs)):
         interface = qml.math.get_interface(leaf)
         if interface not in _SUPPORTED_INTERFACES:
             raise TypeError(
@@ -163,14 +164,16 @@ class ModelCall:
         self.x = args[self.argnum]
         if isinstance(self.x, (list, tuple)) or np.isscalar(self.x):
             self.x = qml.math.asarray(self.x, like="numpy") * 1.0
-        elif "int" in str(qml.math.get_dtype_name(self.x)) or "bool" in str(qml.math.get_dtype_name(self.x)):
+        elif "int" in str(qml.math.get_dtype_name(self.x)) or "bool" in str(
+            qml.math.get_dtype_name(self.x)
+        ):
             self.x = self.x * 1.0
         self.args = tuple(
             self.x if i == self.argnum else _concrete_integers(a) for i, a in enumerate(self.args)
         )
         check_finite(self.x, "The input")
         self.shape = tuple(qml.math.shape(self.x))
-        self.jax_call = any(is_jax_value(leaf) for leaf in _leaves((self.args, self.kwargs)))
+        self.jax_call = any(is_jax_value(leaf) for leaf in leaves((self.args, self.kwargs)))
         self.trace = self._trace(lambda tape: tape)
         if self._embedding_decomposed():
             self.trace = self._trace(lambda tape: tape, keep_embedding=True)
@@ -210,9 +213,13 @@ class ModelCall:
         def tape_fn(x):
             args = self.args[: self.argnum] + (x,) + self.args[self.argnum + 1 :]
             if not keep_embedding:
-                return finish(qml.workflow.construct_tape(self.qnode, level="user")(*args, **self.kwargs))
+                return finish(
+                    qml.workflow.construct_tape(self.qnode, level="user")(*args, **self.kwargs)
+                )
             top = qml.workflow.construct_tape(self.qnode, level="top")(*args, **self.kwargs)
-            pipeline = qml.workflow.get_compile_pipeline(self.qnode, level="user")(*args, **self.kwargs)
+            pipeline = qml.workflow.get_compile_pipeline(self.qnode, level="user")(
+                *args, **self.kwargs
+            )
             (body,), _ = pipeline((top.copy(operations=top.operations[1:]),))
             return finish(body.copy(operations=[top.operations[0], *body.operations]))
 
@@ -290,12 +297,18 @@ class ModelCall:
 
     def _check_amplitude_input(self):
         if not qml.math.is_abstract(self.x) and np.all(np.asarray(qml.math.unwrap(self.x)) == 0):
-            raise ValueError("An all-zero vector cannot be amplitude-embedded; give a non-zero input.")
+            raise ValueError(
+                "An all-zero vector cannot be amplitude-embedded; give a non-zero input."
+            )
 
     def amplitude_of(self, x):
         """The amplitude vector the embedding prepares for ``x`` (for a straight embedding,
         zero stays zero: the quadratic form's value there is 0)."""
-        if self.straight and not qml.math.is_abstract(x) and np.all(np.asarray(qml.math.unwrap(x)) == 0):
+        if (
+            self.straight
+            and not qml.math.is_abstract(x)
+            and np.all(np.asarray(qml.math.unwrap(x)) == 0)
+        ):
             return qml.math.zeros_like(self.encoding.vector)
         return self.trace.parameters(x)[0]
 
@@ -332,11 +345,11 @@ class ModelCall:
 
 def _differentiated(args, argnum):
     """Whether a non-input argument is being differentiated by JAX right now (eager grad)."""
-    leaves = [leaf for i, a in enumerate(args) if i != argnum for leaf in _leaves(a)]
-    return any(type(leaf).__name__ in ("JVPTracer", "LinearizeTracer") for leaf in leaves)
+    flat = [leaf for i, a in enumerate(args) if i != argnum for leaf in leaves(a)]
+    return any(type(leaf).__name__ in ("JVPTracer", "LinearizeTracer") for leaf in flat)
 
 
-def _leaves(value):
+def leaves(value):
     try:
         import jax  # pylint: disable=import-outside-toplevel
     except ImportError:  # pragma: no cover
@@ -373,10 +386,14 @@ class Engine:
         if self.rule in ("hadamard_all", "hadamard") and self.device is not None:
             self.ancilla, self.device = ancilla_and_device(self.device, call.tape.wires, ancilla)
         adjoint_states = self.rule == "adjoint" and call.kind == "amplitude"
-        if adjoint_states and call.device.name != "default.qubit" and _differentiated(call.args, call.argnum):
+        if (
+            adjoint_states
+            and call.device.name != "default.qubit"
+            and _differentiated(call.args, call.argnum)
+        ):
             raise ValueError(
                 f'gradient="adjoint" returns state vectors, which {self.device.name} cannot '
-                'differentiate; to differentiate explanations with respect to the weights '
+                "differentiate; to differentiate explanations with respect to the weights "
                 'use gradient="hadamard_all" (or default.qubit).'
             )
         self.batch = TapeBatch()
@@ -464,7 +481,10 @@ class Engine:
                 scale = norm**2  # f is the quadratic form a† M a
             else:
                 unit = call.amplitude_of(qml.math.reshape(point, call.shape))
-                check_finite(unit, "The amplitude vector the QNode prepares for a perturbed input (a feature set to a zero baseline can leave the embedding a zero vector to normalise; give a non-zero baseline)")
+                check_finite(
+                    unit,
+                    "The amplitude vector the QNode prepares for a perturbed input (a feature set to a zero baseline can leave the embedding a zero vector to normalise; give a non-zero baseline)",
+                )
             prep = qml.StatePrep(unit, wires=call.encoding.wires)
             tape = call.tape.copy(operations=[prep, *call.tape.operations[1:]])
         else:
@@ -494,7 +514,9 @@ class Engine:
             state_wires = list(call.tape.wires) + ([self.ancilla] if hadamard else [])
             wire_map = {w: i for i, w in enumerate(state_wires)}
         else:
-            state_wires = list(self.device.wires) if self.device is not None else list(call.tape.wires)
+            state_wires = (
+                list(self.device.wires) if self.device is not None else list(call.tape.wires)
+            )
             wire_map = None
         tapes, fn = amplitude_kernel.kernel_tapes(
             call.tape, call.encoding, call.sentences, pairs, self.rule,
@@ -542,20 +564,34 @@ class Engine:
         """Requests computed by simulator autodiff rather than by circuits of the batch."""
         return len(self._direct)
 
-    def run(self):
-        """Execute the batch once; returns a function that looks up request values."""
-        diff_method = self.call.qnode.diff_method
+    @property
+    def diff_method(self):
+        """What ``qml.execute`` gets, so explanations stay differentiable in the weights."""
         if self.device.name != "default.qubit" and self.call.kind == "amplitude":
             # Hadamard tests hold controlled preparations that device (adjoint) differentiation
             # does not support; parameter shift differentiates them with respect to the weights.
             # State-returning tapes ("adjoint" rule) are differentiable by backprop only.
-            diff_method = None if self.rule == "adjoint" else "parameter-shift"
-        return self.postprocess(execute_batch(self.batch.tapes, self.device, diff_method=diff_method))
+            return None if self.rule == "adjoint" else "parameter-shift"
+        return self.call.qnode.diff_method
 
-    def postprocess(self, results):
-        """Map the batch's results to a function that looks up request values."""
+    def plan(self, method, finish):
+        """The :class:`~.plan.Plan` of every request made so far; ``finish(lookup)`` is the
+        method's processing of the request values."""
+        return Plan(
+            method=method,
+            embedding=self.call.kind,
+            rule=self.rule,
+            tapes=tuple(self.batch.tapes),
+            device=self.device,
+            diff_method=self.diff_method if self.device is not None else None,
+            simulator_requests=tuple(self._direct),
+            processing_fn=lambda results, values: finish(self.postprocess(results, values)),
+        )
+
+    def postprocess(self, results, direct=()):
+        """Map the batch's results (and the simulator requests' values) to a function that
+        looks up request values. Nothing runs here."""
         values = self.batch.postprocess(results)
-        direct = [thunk() for thunk in self._direct]
 
         def lookup(handle):
             if isinstance(handle, tuple) and handle[0] == "direct":
@@ -579,8 +615,7 @@ _JACOBIAN_CACHE = weakref.WeakKeyDictionary()
 def _is_static(value):
     """Arguments JAX must not trace: Python ints/bools/strings, integer arrays, other objects
     (a layer count, ``BasisState`` bits). They are passed to the QNode as they are."""
-    leaves = _leaves(value)
-    for leaf in leaves:
+    for leaf in leaves(value):
         if is_jax_value(leaf):
             if not qml.math.is_abstract(leaf) and "int" in str(leaf.dtype):
                 return True

@@ -198,7 +198,7 @@ def _check_positive(value, name):
 # ---------------------------------------------------------------------------------------------
 
 
-def _gate_counts(tapes, device, gate_set):
+def gate_counts(tapes, device, gate_set):
     """:class:`GateCounts` of the tapes as ``device`` runs them (after its own preprocessing,
     which decomposes templates into its gates), optionally decomposed further to ``gate_set``."""
     device_tapes, _ = device.preprocess_transforms(qml.devices.ExecutionConfig())(list(tapes))
@@ -222,12 +222,12 @@ def _gate_counts(tapes, device, gate_set):
     )
 
 
-def _measurement_groups(tape):
+def measurement_groups(tape):
     tapes, _ = qml.transforms.split_non_commuting(tape)
     return len(tapes)
 
 
-def _check_options(target_stderr, gate_set):
+def check_cost_options(target_stderr, gate_set):
     """Validate the budget options shared by every report; ``gate_set`` as a set or ``None``."""
     if target_stderr is not None:
         _check_positive(target_stderr, "target_stderr")
@@ -260,7 +260,7 @@ def _shot_bound_applies(tapes):
     )
 
 
-def _random_results(tapes, rng=None):
+def random_results(tapes, rng=None):
     """Valid results of ``tapes`` (probabilities on the simplex, expectations in range), shaped
     as ``qml.execute`` returns them; without ``rng``, uniform probabilities and expectations at
     the middle of their range (0 for a Pauli word)."""
@@ -301,7 +301,7 @@ def _shot_variance(flat_values, tapes):
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
     rng = np.random.default_rng(0)
-    sets = [_random_results(tapes, rng) for _ in range(_RANDOM_RESULT_SETS)]
+    sets = [random_results(tapes, rng) for _ in range(_RANDOM_RESULT_SETS)]
     stacked = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *sets)
     jac = jax.jit(jax.vmap(jax.jacrev(flat_values)))(stacked)
     bounds = [
@@ -324,10 +324,10 @@ def _shots_for(variance, target_stderr, n_groups):
     return shots, shots * n_groups
 
 
-def _report(method, gradient, tapes, gates, *, variance=None, first_order=False, target_stderr=None,
+def make_report(method, gradient, tapes, gates, *, variance=None, first_order=False, target_stderr=None,
             n_simulator_requests=0, n_setup_circuits=0, notes=()):  # fmt: skip
     """A :class:`CostReport` of one batch of ``tapes``."""
-    n_groups = sum(_measurement_groups(t) for t in tapes)
+    n_groups = sum(measurement_groups(t) for t in tapes)
     shots, total = _shots_for(variance, target_stderr, n_groups)
     return CostReport(
         method=method,
@@ -388,32 +388,39 @@ def cost_report(explained, *args, target_stderr=None, gate_set=None, **kwargs):
     Returns:
         CostReport: see :mod:`pennylane_xqml.cost`.
     """
-    from .transform import ExplainedQNode  # pylint: disable=import-outside-toplevel
-
-    if not isinstance(explained, ExplainedQNode):
+    if not callable(getattr(explained, "plan", None)) or not hasattr(explained, "method"):
         raise TypeError(
             "cost_report takes an explanation (a QNode wrapped by an attribution method such as "
             f"xqml.integrated_gradients), got {type(explained).__name__}."
         )
-    gate_set = _check_options(target_stderr, gate_set)
+    gate_set = check_cost_options(target_stderr, gate_set)
 
     with _CountExecutions(explained.device) as setup:
-        engine, result = explained._engine(args, kwargs)  # pylint: disable=protected-access
-    tapes = list(engine.batch.tapes)
-    n_direct = engine.n_direct_requests
+        plan = explained.plan(*args, **kwargs)
+    return plan_cost(
+        plan, target_stderr=target_stderr, gate_set=gate_set, n_setup_circuits=setup.count
+    )
+
+
+def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
+    """The :class:`CostReport` of a :class:`~.plan.Plan`: its circuits and gates, and the shots
+    for ``target_stderr`` (see :func:`cost_report`); ``n_setup_circuits`` are circuits that ran
+    while the plan was built."""
+    gate_set = check_cost_options(target_stderr, gate_set)
+    tapes = list(plan.tapes)
+    n_direct = len(plan.simulator_requests)
     notes = []
-    name = explained.method.public_name
-    if setup.count:
+    if n_setup_circuits:
         notes.append(
-            f"{setup.count} circuits ran while the explanation was built (root search); "
+            f"{n_setup_circuits} circuits ran while the explanation was built (root search); "
             "give root=<an array> to budget without running anything."
         )
     variance, first_order = None, False
-    if name == "qlrp":
+    if plan.method == "qlrp":
         notes.append("relevances come from a simulated density matrix: shots do not apply.")
     elif n_direct or not _shot_bound_applies(tapes):
         notes.append(
-            f'gradient="{engine.rule}" is simulator-only (autodiff or state outputs): shots do '
+            f'gradient="{plan.rule}" is simulator-only (autodiff or state outputs): shots do '
             'not apply; use "hadamard_all" (amplitudes) or "parameter-shift" (angles).'
         )
     elif not tapes:
@@ -423,7 +430,7 @@ def cost_report(explained, *args, target_stderr=None, gate_set=None, **kwargs):
         def flat_values(results):
             import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
-            out = result(engine.postprocess(results))
+            out = plan.processing_fn(results, ())
             values = out[0] if isinstance(out, tuple) else out
             return jnp.real(jnp.reshape(jnp.asarray(values), (-1,)))
 
@@ -433,100 +440,23 @@ def cost_report(explained, *args, target_stderr=None, gate_set=None, **kwargs):
                 "the post-processing is not linear in the results: the shot count is a "
                 "first-order estimate at random results, not a guarantee."
             )
-    return _report(
-        name,
-        engine.rule,
+    return make_report(
+        plan.method,
+        plan.rule,
         tapes,
-        _gate_counts(tapes, engine.device, gate_set),
+        gate_counts(tapes, plan.device, gate_set),
         variance=variance,
         first_order=first_order,
         target_stderr=target_stderr,
         n_simulator_requests=n_direct,
-        n_setup_circuits=setup.count,
+        n_setup_circuits=n_setup_circuits,
         notes=notes,
     )
 
 
 # ---------------------------------------------------------------------------------------------
-# Grad-CAM (hybrid CNN-VQC models)
-# ---------------------------------------------------------------------------------------------
-
-
-class _RecordingDevice(qml.devices.Device):
-    """Records the circuits it is given and answers with placeholder results (nothing runs):
-    Grad-CAM builds, batches and post-processes its tapes exactly as on the real device."""
-
-    def __init__(self, wires):
-        super().__init__(wires=wires)
-        self.circuits = []
-
-    def execute(self, circuits, execution_config=None):
-        self.circuits.extend(circuits)
-        return _random_results(circuits)
-
-
-def grad_cam_cost(cam, params, images, *, target_stderr=None, gate_set=None):
-    r"""The cost of ``cam(params, images)`` (a :func:`~pennylane_xqml.grad_cam` callable),
-    without running its circuits; also ``cam.cost(params, images, ...)``.
-
-    The tapes are the very ones Grad-CAM builds: it runs with its QNode moved to a device that
-    records them and answers placeholder results (``n_images × 2 × n_angles`` shifted circuits,
-    plus one forward circuit per image for ``target=None``, in one batch). The shot bound is
-    for the **channel weights** ``w_k`` of every class (the CAM ``ReLU(Σ_k w_k A^k)`` is not
-    linear in the results; ReLU is 1-Lipschitz, so a CAM pixel's error is at most
-    ``Σ_k |A^k_ij| · |δw_k|``). ``w = R · D · (J_g M)`` is linear in the results of the shifted
-    circuits, with the classical factors fixed by ``params`` and
-    ``images``. With shots each circuit measures ``qml.probs`` of its qubit-wise commuting words
-    (:func:`~.estimation.estimate_outputs`), so Grad-CAM's own propagated variance at one shot
-    is the exact multinomial variance; the bound is its maximum over random valid results,
-    at one shot. ``gradient="backprop"`` runs no circuits (one simulator request).
-
-    >>> import jax.numpy as jnp, pennylane_xqml as xqml
-    >>> from pennylane_xqml.hybrid import HybridCNNVQC
-    >>> model = HybridCNNVQC(n_classes=2, n_channels=2, n_qubits=2, n_layers=1, n_hidden=2,
-    ...                      image_shape=(5, 5))
-    >>> images = jnp.linspace(0, 1, 50).reshape(2, 5, 5)
-    >>> report = xqml.grad_cam(model).cost(model.params, images, target_stderr=0.05)
-    >>> report.n_circuits  # 2 images x (2 shifts x 2 angles + 1 forward)
-    10
-    >>> report.total_shots == report.shots_per_circuit * report.n_measurement_groups
-    True
-    """
-    import copy  # pylint: disable=import-outside-toplevel
-
-    from .gradcam import GradCAM  # pylint: disable=import-outside-toplevel
-
-    if not isinstance(cam, GradCAM):
-        raise TypeError(f"grad_cam_cost takes a GradCAM (xqml.grad_cam(model)), got {type(cam).__name__}.")
-    gate_set = _check_options(target_stderr, gate_set)
-    model = cam.model
-    checked, _ = model.check_images(images)
-    if checked.shape[0] == 0:
-        raise ValueError("images is empty; give at least one image.")
-    cam._check_target(cam.target, checked.shape[0])  # pylint: disable=protected-access
-    if cam.gradient == "backprop":
-        note = 'gradient="backprop" is simulator-only (jax.jacrev): shots do not apply.'
-        return _report("grad_cam", cam.gradient, [], _gate_counts([], model.qnode.device, gate_set),
-                       n_simulator_requests=1, notes=[note])  # fmt: skip
-
-    recorder = _RecordingDevice(model.qnode.device.wires)
-    dry = copy.copy(model)
-    dry.qnode = qml.set_shots(model.qnode.update(device=recorder), 1)  # variances per shot
-    dry_cam = GradCAM(dry, cam.layer, cam.target)
-    dry_cam._cache = cam._cache  # pylint: disable=protected-access  # same compiled parts
-    A = model.activations(params, checked, cam.layer)
-    _, variances, _ = dry_cam._shift_weights(params, A)  # pylint: disable=protected-access
-    tapes = [t.copy(shots=model.qnode.shots) for t in recorder.circuits]
-    notes = ["the shot bound is for the channel weights w_k of every class, not the ReLU'd CAM."]
-    return _report("grad_cam", cam.gradient, tapes, _gate_counts(tapes, model.qnode.device, gate_set),
-                   variance=float(np.max(variances)), target_stderr=target_stderr, notes=notes)  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------------
 # QPert (learned masks)
 # ---------------------------------------------------------------------------------------------
-
-_SIMULATOR_RULES = ("backprop", "adjoint", "device")
 
 
 @dataclass(frozen=True)
@@ -580,138 +510,3 @@ class QPertCost:
             ("total shots", self.total_shots),
         ]
         return _table(rows, self.notes)
-
-
-def _shift_circuits(tape_of, args, argnum, device):
-    """Parameter-shift circuits of ``tape_of(*args)`` for the gate parameters fed by
-    ``args[argnum]`` (the only ones QPert differentiates), after the expansions ``qml.execute``
-    applies first (the gradient's, then the device's preprocessing)."""
-    from .encodings import input_parameter_indices  # pylint: disable=import-outside-toplevel
-
-    preprocess = device.preprocess_transforms(qml.devices.ExecutionConfig())
-
-    def expanded(*call_args):
-        [tape], _ = qml.gradients.param_shift.expand_transform(tape_of(*call_args))
-        [tape], _ = preprocess([tape])
-        return tape
-
-    tape = expanded(*args)
-    tape.trainable_params = input_parameter_indices(expanded, args, {}, argnum)
-    if not tape.trainable_params:
-        return 0
-    shifted, _ = qml.gradients.param_shift(tape)
-    return len(shifted)
-
-
-def qpert_cost(explainer, x, *weights, target_stderr=None, gate_set=None):
-    """The circuits and gates of ``explainer.explain(x, *weights)`` (``x`` one instance) or of
-    ``explainer.explain_batch(x, *weights)`` (``x`` of shape ``(n, *input_shape)``), without
-    running anything; also ``explainer.cost(x, *weights, ...)``.
-
-    Per instance: ``1 + n_iter × K × ((1 + g_model) + (1 + g_fidelity))`` circuits, where
-    ``g`` is the number of parameter-shift circuits of a tape for the gate parameters fed by
-    the perturbed input (the masks are the only differentiated quantity; the fidelity term is
-    evaluated at every iteration, weighted 0 before its phase starts, and is absent for
-    ``fidelity="js"``/``None``). ``diff_method="backprop"``/``"adjoint"`` compute gradients
-    on the simulator (``g = 0``; not runnable on hardware). Other gradient transforms
-    (finite-diff, SPSA, Hadamard) are refused: their counts are not verified.
-
-    Circuits are counted as a device without parameter broadcasting runs them
-    (``default.qubit`` simulates the setup of a batch, vmapped over the instances, as one
-    broadcast tape of ``n`` circuits).
-
-    No shot count is given for a target standard error (``shots_for_target`` is ``None``): the
-    loss is non-linear in the estimates (``-log p_c``, entropies, squares) and its gradient
-    divides by ``p_c``, so its shot error has no bound uniform in the unknown probabilities
-    (it diverges as ``p_c → 0``), and Adam's normalised steps are not linear either.
-
-    >>> import pennylane as qml, numpy as np, pennylane_xqml as xqml
-    >>> dev = qml.device("default.qubit", wires=2)
-    >>> @qml.set_shots(1000)
-    ... @qml.qnode(dev, diff_method="parameter-shift")
-    ... def model(x, w):
-    ...     qml.RY(np.pi * x[0], wires=0)
-    ...     qml.RY(np.pi * x[1], wires=1)
-    ...     qml.CNOT(wires=[0, 1])
-    ...     qml.RX(w, wires=1)
-    ...     return qml.probs(wires=0)
-    >>> explainer = xqml.qpert_mask(model, background=np.zeros((1, 2)), n_iter=100, n_masks=2)
-    >>> cost = explainer.cost(np.array([0.9, 0.2]), 0.3)
-    >>> cost.circuits_per_iteration  # 2 masks x ((1 + 2 x 2 shifts) + (1 + 2 x 2 shifts))
-    20
-    >>> cost.n_circuits, cost.total_shots, cost.fidelity_gates.two_qubit_gates
-    (2001, 2001000, 2)
-    """
-    from . import qpert  # pylint: disable=import-outside-toplevel
-
-    if not isinstance(explainer, qpert.QPertExplainer):
-        raise TypeError(f"qpert_cost takes a QPertExplainer (xqml.qpert_mask(qnode, ...)), got {type(explainer).__name__}.")
-    if not explainer.is_qnode:
-        raise TypeError("qpert_cost needs a QPertExplainer of a qml.QNode; a JAX function runs no circuits.")
-    gate_set = _check_options(target_stderr, gate_set)
-    batched = np.ndim(x) == explainer.background.ndim
-    X, x, _ = explainer._check_call(x, weights, batched)  # pylint: disable=protected-access
-    n_instances = X.shape[0] if batched else 1
-    qnode, argnums = explainer.model, explainer.argnums
-    args = qpert._model_args(x, weights, argnums)  # pylint: disable=protected-access
-    rule = qpert._resolved_diff_method(qnode, args)  # pylint: disable=protected-access
-    if rule not in _SIMULATOR_RULES + ("parameter-shift",):
-        raise ValueError(
-            f"qpert_cost counts the circuits of diff_method 'parameter-shift' (hardware) or "
-            f"{_SIMULATOR_RULES} (simulators); the QNode resolves to {rule!r}."
-        )
-    kind, _ = explainer._fidelity_kind(x, weights)  # pylint: disable=protected-access
-    weights = tuple(weights)
-
-    def model_tape(x):
-        return qpert._tape_at(qnode, x, weights, argnums)  # pylint: disable=protected-access
-
-    def fidelity_tape(x_tilde, x):
-        measurement = qpert._fidelity_measurement(rule)  # pylint: disable=protected-access
-        return qpert.compute_uncompute_tape(model_tape(x), model_tape(x_tilde), measurement)
-
-    tape = model_tape(x)
-    shifts = rule == "parameter-shift"
-    k = explainer.n_masks * n_instances
-    model_circuits = k * (1 + (_shift_circuits(model_tape, (x,), 0, qnode.device) if shifts else 0))
-    groups = model_circuits * _measurement_groups(tape)
-    fidelity_circuits, fidelity_gates = 0, None
-    if kind == "circuit":
-        f_tape = fidelity_tape(x, x)
-        fidelity_circuits = k * (1 + (_shift_circuits(fidelity_tape, (x, x), 0, qnode.device) if shifts else 0))
-        groups += fidelity_circuits * _measurement_groups(f_tape)
-        fidelity_gates = _gate_counts([f_tape], qnode.device, gate_set)
-    per_iteration = model_circuits + fidelity_circuits
-    n_circuits = n_instances + explainer.n_iter * per_iteration
-    n_groups = n_instances * _measurement_groups(tape) + explainer.n_iter * groups
-    shots = qml.workflow.construct_tape(qnode, level="user")(*args).shots.total_shots
-    notes = [
-        (
-            "no shot count bounds the loss or its gradient: the loss is non-linear in the "
-            "estimates (log p_c, entropies) and its gradient divides by p_c."
-        )
-    ]
-    if not shifts:
-        notes.append(f'diff_method="{rule}" is simulator-only: gradients need no circuits, but '
-                     'it cannot run on hardware (use "parameter-shift" with shots).')  # fmt: skip
-    return QPertCost(
-        method="qpert_mask",
-        gradient=rule,
-        fidelity=kind,
-        n_instances=n_instances,
-        n_masks=explainer.n_masks,
-        n_iter=explainer.n_iter,
-        n_setup_circuits=n_instances,
-        model_circuits_per_iteration=model_circuits,
-        fidelity_circuits_per_iteration=fidelity_circuits,
-        circuits_per_iteration=per_iteration,
-        n_circuits=n_circuits,
-        n_measurement_groups=n_groups,
-        model_gates=_gate_counts([tape], qnode.device, gate_set),
-        fidelity_gates=fidelity_gates,
-        shots_per_circuit=shots,
-        total_shots=None if shots is None else shots * n_groups,
-        target_stderr=target_stderr,
-        shots_for_target=None,
-        notes=tuple(notes),
-    )

@@ -153,8 +153,14 @@ def load_idx(path):
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     expected = math.prod(shape) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(f"{path}: IDX data has {len(raw) - header} bytes; shape {shape} needs {expected}.")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+        raise ValueError(
+            f"{path}: IDX data has {len(raw) - header} bytes; shape {shape} needs {expected}."
+        )
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def load_mnist_like(images_path, labels_path=None):
@@ -190,7 +196,9 @@ def load_mnist_like(images_path, labels_path=None):
     labels = np.asarray(labels).reshape(-1)
     if len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels.")
-    scaled = images / 255.0 if np.issubdtype(images.dtype, np.integer) else images.astype(np.float64)
+    scaled = (
+        images / 255.0 if np.issubdtype(images.dtype, np.integer) else images.astype(np.float64)
+    )
     if not np.all((scaled >= 0) & (scaled <= 1)):
         raise ValueError("image values must lie in [0, 255] (integers) or [0, 1] (floats).")
     return scaled, labels.astype(np.int64)

@@ -175,7 +175,10 @@ def format_table(rows):
             ]
         )
     widths = [max(len(r[j]) for r in cells) for j in range(len(ROW_KEYS))]
-    lines = ["  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines = [
+        "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))
+        for r in cells
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -213,7 +216,9 @@ def run_demo(output_dir="xqml_output", quick=False, progress=True):
     rows = []
     for spec in (_bars_and_stripes(quick), _digits(quick)):
         row, (images, labels, attributions) = _explain(spec, quick, progress)
-        _figure(spec, images, labels, attributions, os.path.join(output_dir, f"{spec['name']}_ig.png"))
+        _figure(
+            spec, images, labels, attributions, os.path.join(output_dir, f"{spec['name']}_ig.png")
+        )
         rows.append(row)
     print(format_table(rows))
     return rows

@@ -65,9 +65,15 @@ class DeviceReport:
         lines = [f"check_device({self.device})"]
         for check in self.checks:
             mark = "ok  " if check.ok else "FAIL"
-            note = "" if check.ok or check.name not in WORKED_AROUND else f" [worked around: {WORKED_AROUND[check.name]}]"
+            note = (
+                ""
+                if check.ok or check.name not in WORKED_AROUND
+                else f" [worked around: {WORKED_AROUND[check.name]}]"
+            )
             lines.append(f"  {mark} {check.name}: {check.detail}{note}")
-        lines.append("  safe: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in self.safe.items()))
+        lines.append(
+            "  safe: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in self.safe.items())
+        )
         return "\n".join(lines)
 
 
@@ -79,7 +85,9 @@ def _run(device, ops, measurements, shots=None):
 def _wires(device):
     wires = list(device.wires) if device.wires is not None else [0, 1, 2]
     if len(wires) < 2:
-        raise ValueError(f"check_device needs a device with at least 2 wires; {device.name} has {len(wires)}.")
+        raise ValueError(
+            f"check_device needs a device with at least 2 wires; {device.name} has {len(wires)}."
+        )
     return wires
 
 
@@ -88,7 +96,9 @@ def _probs_order(device, wires):
     untouched wires after (the pattern on which Amazon Braket's local simulator misordered)."""
     first, last, middle = wires[0], wires[-1], list(wires[1:-1])
     measured = [last, first, *middle]
-    probs = np.asarray(_run(device, [qml.RY(0.3, first), qml.RY(1.0, last)], [qml.probs(wires=measured)]))
+    probs = np.asarray(
+        _run(device, [qml.RY(0.3, first), qml.RY(1.0, last)], [qml.probs(wires=measured)])
+    )
     single = {first: np.array([np.cos(0.15) ** 2, np.sin(0.15) ** 2]),
               last: np.array([np.cos(0.5) ** 2, np.sin(0.5) ** 2])}  # fmt: skip
     expected = np.array([1.0])
@@ -101,14 +111,26 @@ def _probs_order(device, wires):
 
 def _state_prep(device, w0, w1):
     state = np.array([0.0, 0.6, 0.8, 0.0])  # over [w1, w0]: |01> and |10>
-    probs = np.asarray(_run(device, [qml.StatePrep(state, wires=[w0, w1])], [qml.probs(wires=[w0, w1])]))
+    probs = np.asarray(
+        _run(device, [qml.StatePrep(state, wires=[w0, w1])], [qml.probs(wires=[w0, w1])])
+    )
     expected = state**2
     ok = np.allclose(probs, expected, atol=1e-6)
-    prep = Check("state_prep", ok, f"StatePrep on [{w0!r}, {w1!r}] gives {np.round(probs, 4)}, expected {expected}")
-    probs = np.asarray(_run(device, [qml.StatePrep(state, wires=[w1, w0])], [qml.probs(wires=[w0, w1])]))
+    prep = Check(
+        "state_prep",
+        ok,
+        f"StatePrep on [{w0!r}, {w1!r}] gives {np.round(probs, 4)}, expected {expected}",
+    )
+    probs = np.asarray(
+        _run(device, [qml.StatePrep(state, wires=[w1, w0])], [qml.probs(wires=[w0, w1])])
+    )
     expected = np.array([0.0, 0.64, 0.36, 0.0])
     ok = np.allclose(probs, expected, atol=1e-6)
-    permuted = Check("state_prep_wires", ok, f"StatePrep on [{w1!r}, {w0!r}] read on [{w0!r}, {w1!r}] gives {np.round(probs, 4)}, expected {expected}")
+    permuted = Check(
+        "state_prep_wires",
+        ok,
+        f"StatePrep on [{w1!r}, {w0!r}] read on [{w0!r}, {w1!r}] gives {np.round(probs, 4)}, expected {expected}",
+    )
     return [prep, permuted]
 
 
@@ -118,7 +140,13 @@ def _controlled_pauli(device, w0, w1):
     bloch = {"X": np.sin(0.4) * np.cos(0.9), "Y": np.sin(0.4) * np.sin(0.9), "Z": np.cos(0.4)}
     seen = {}
     for letter, pauli in (("X", qml.X), ("Y", qml.Y), ("Z", qml.Z)):
-        ops = [qml.Hadamard(w0), qml.RY(0.4, w1), qml.RZ(0.9, w1), qml.ctrl(pauli(w1), w0), qml.Hadamard(w0)]
+        ops = [
+            qml.Hadamard(w0),
+            qml.RY(0.4, w1),
+            qml.RZ(0.9, w1),
+            qml.ctrl(pauli(w1), w0),
+            qml.Hadamard(w0),
+        ]
         seen[letter] = float(np.asarray(_run(device, ops, [qml.expval(qml.Z(w0))])))
     ok = all(abs(seen[k] - bloch[k]) < 1e-6 for k in bloch)
     detail = ", ".join(f"{k}: {seen[k]:.4f} (expected {bloch[k]:.4f})" for k in bloch)
@@ -138,14 +166,22 @@ def _broadcasting(device, w0):
     except (qml.exceptions.DeviceError, ValueError, TypeError, NotImplementedError) as error:
         return Check("broadcasting", False, f"failed: {type(error).__name__}: {error}")
     ok = values.shape == (3,) and np.allclose(values, np.cos(angles), atol=1e-6)
-    return Check("broadcasting", ok, f"RY([0.1, 0.7, 1.3]) gives {np.round(values, 4)}, expected {np.round(np.cos(angles), 4)}")
+    return Check(
+        "broadcasting",
+        ok,
+        f"RY([0.1, 0.7, 1.3]) gives {np.round(values, 4)}, expected {np.round(np.cos(angles), 4)}",
+    )
 
 
 def _shots(device, w0, shots):
     value = float(np.asarray(_run(device, [qml.RY(0.7, w0)], [qml.expval(qml.Z(w0))], shots=shots)))
     stderr = np.sqrt((1 - np.cos(0.7) ** 2) / shots)
     ok = abs(value - np.cos(0.7)) < 5 * stderr
-    return Check("shots", ok, f"<Z> with {shots} shots = {value:.4f}, exact {np.cos(0.7):.4f} (5 stderr = {5 * stderr:.4f})")
+    return Check(
+        "shots",
+        ok,
+        f"<Z> with {shots} shots = {value:.4f}, exact {np.cos(0.7):.4f} (5 stderr = {5 * stderr:.4f})",
+    )
 
 
 def check_device(device, shots=10_000) -> DeviceReport:

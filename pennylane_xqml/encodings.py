@@ -135,7 +135,9 @@ def device_wire_order(device, tape) -> list:
     if mapped is tape:
         return sorted(tape.wires)
     position = {}
-    for before, after in zip(tape.operations + tape.measurements, mapped.operations + mapped.measurements):
+    for before, after in zip(
+        tape.operations + tape.measurements, mapped.operations + mapped.measurements
+    ):
         position.update(zip(before.wires, after.wires))
     return sorted(position, key=position.get)
 
@@ -168,6 +170,7 @@ def output_sentences(tape, device=None) -> list[PauliSentence]:
             )
     return sentences
 
+
 class OutputWords(NamedTuple):
     """Outputs as ``coefficients @ <words> + identity``."""
 
@@ -193,7 +196,6 @@ def collect_words(sentences) -> OutputWords:
             else:
                 coefficients[k, words.index(word)] = np.real(coeff)
     return OutputWords(words, coefficients, identity)
-
 
 
 def flatten_outputs(result, tape):
@@ -233,7 +235,9 @@ def input_parameter_indices(tape_of, args, kwargs, argnum) -> list[int]:
         call_args = list(others)
         call_args[argnum] = sample
         tape = tape_of(*call_args, **kwargs)
-        return [np.asarray(p, dtype=complex).ravel() for p in tape.get_parameters(trainable_only=False)]
+        return [
+            np.asarray(p, dtype=complex).ravel() for p in tape.get_parameters(trainable_only=False)
+        ]
 
     with eager():
         first = params_at(random_like(x, rng))

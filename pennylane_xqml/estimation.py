@@ -86,7 +86,9 @@ def estimate_outputs(tape, sentences, shots, device=None):
 
         def analytic(results):
             result = results[0]
-            expectations = qml.math.stack(result if isinstance(result, (tuple, list)) else (result,))
+            expectations = qml.math.stack(
+                result if isinstance(result, (tuple, list)) else (result,)
+            )
             values = qml.math.tensordot(coeffs, expectations, axes=1) + identity
             return values, qml.math.zeros_like(values)
 

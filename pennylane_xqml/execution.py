@@ -44,6 +44,7 @@ def ancilla_and_device(device, circuit_wires, ancilla=None):
         "pass ancilla=<a free wire label>."
     )
 
+
 def shots_of(tape):
     """Total shots of ``tape`` (``None`` when analytic); shot vectors are refused."""
     shots = tape.shots

@@ -48,10 +48,12 @@ import numpy as np
 import pennylane as qml
 
 from .angle_gradient import expand_for_shifts, shift_tapes
+from .cost import check_cost_options, gate_counts, make_report, random_results
 from .encodings import flatten_outputs, input_parameter_indices, output_sentences
-from .execution import execute_batch, shots_of
+from .execution import shots_of
+from .plan import Plan, execute_plan
 
-__all__ = ["CAMWeights", "GradCAM", "grad_cam"]
+__all__ = ["CAMWeights", "GradCAM", "grad_cam", "grad_cam_cost"]
 
 GRADIENTS = ("parameter-shift", "backprop")
 
@@ -191,7 +193,9 @@ class GradCAM:
         if target is None or _is_tracer(target):
             return target
         if isinstance(target, (bool, np.bool_)):
-            raise TypeError(f"target must be None, a class index or an array of them; got {target!r}.")
+            raise TypeError(
+                f"target must be None, a class index or an array of them; got {target!r}."
+            )
         values = np.asarray(target)
         if not np.issubdtype(values.dtype, np.integer):
             raise TypeError(f"target must hold integer class indices; got {target!r}.")
@@ -219,11 +223,18 @@ class GradCAM:
         angles ``(N, P)`` and ``J_g M`` ``(N, G, K)``."""
         key = ("classical", self.layer)
         if key not in self._cache:
-            self._cache[key] = jax.jit(_classical_fn(weakref.ref(self.model), self._cache, self.layer))
+            self._cache[key] = jax.jit(
+                _classical_fn(weakref.ref(self.model), self._cache, self.layer)
+            )
         return self._cache[key](params, A)
 
-    def _shift_weights(self, params, A):
-        """``(w, variance, logits)`` of every class by parameter shift; logits only if needed."""
+    def vqc_plan(self, params, A, shots=None) -> Plan:
+        """The :class:`~.plan.Plan` of the quantum part ``D`` of ``w = R · D · (J_g M)`` for the
+        activation maps ``A`` ``(N, K, H', W')``: the parameter-shift circuits of every image
+        (and, for ``target=None``, the unshifted ones that give the predicted class), in one
+        batch. Its processing function returns ``(w, variance, logits)`` of every class (logits
+        only for ``target=None``). ``shots`` overrides the head's shots in the tapes (the cost
+        report uses ``shots=1`` for the variance of one shot)."""
         model = self.model
         weights = params["vqc"]
         angles, chains = self._classical_parts(params, A)
@@ -233,6 +244,8 @@ class GradCAM:
         sentences = None
         for n in range(A.shape[0]):
             tape = self._tape_of(angles[n], weights)
+            if shots is not None:
+                tape = tape.copy(shots=shots)
             if sentences is None:
                 sentences = output_sentences(tape)
                 shots_of(tape)  # refuses shot vectors before anything runs
@@ -242,20 +255,36 @@ class GradCAM:
             if self.target is None:
                 forward.append((len(tapes), tape))
                 tapes.append(tape)
-        results = execute_batch(_concrete(tapes), model.qnode.device, diff_method=None)
+        readout_jac = jax.jacfwd(lambda o: model.readout(params, o))(
+            jnp.zeros(len(sentences))
+        )  # (C, O)
 
-        n_outputs = len(sentences)
-        readout_jac = jax.jacfwd(lambda o: model.readout(params, o))(jnp.zeros(n_outputs))  # (C, O)
-        values, variances = [], []
-        for (start, size, fn), chain in zip(requests, chains):
-            shift = fn(results[start : start + size])  # (O, G); chain: (G, K)
-            values.append(readout_jac @ shift.value @ chain)
-            variances.append(readout_jac**2 @ shift.variance @ chain**2)
-        logits = None
-        if forward:
-            outputs = jnp.stack([flatten_outputs(results[i], tape) for i, tape in forward])
-            logits = model.readout(params, outputs)
-        return jnp.stack(values), jnp.stack(variances), logits
+        def processing_fn(results, _simulator_values):
+            values, variances = [], []
+            for (start, size, fn), chain in zip(requests, chains):
+                shift = fn(results[start : start + size])  # (O, G); chain: (G, K)
+                values.append(readout_jac @ shift.value @ chain)
+                variances.append(readout_jac**2 @ shift.variance @ chain**2)
+            logits = None
+            if forward:
+                outputs = jnp.stack([flatten_outputs(results[i], tape) for i, tape in forward])
+                logits = model.readout(params, outputs)
+            return jnp.stack(values), jnp.stack(variances), logits
+
+        return Plan(
+            method="grad_cam",
+            embedding="angle",
+            rule="parameter-shift",
+            tapes=tuple(_concrete(tapes)),
+            device=model.qnode.device,
+            diff_method=None,
+            simulator_requests=(),
+            processing_fn=processing_fn,
+        )
+
+    def _shift_weights(self, params, A):
+        """``(w, variance, logits)`` of every class by parameter shift; logits only if needed."""
+        return execute_plan(self.vqc_plan(params, A))
 
     def _backprop_weights(self, params, A):
         key = ("backprop", self.layer)
@@ -302,11 +331,53 @@ class GradCAM:
         return CAMWeights(values, stderr, target)
 
     def cost(self, params, images, target_stderr=None, gate_set=None):
-        """Circuits, gates and shots of ``self(params, images)``, before it runs
-        (:func:`~pennylane_xqml.cost.grad_cam_cost`)."""
-        from .cost import grad_cam_cost  # pylint: disable=import-outside-toplevel
+        r"""The cost of ``self(params, images)``, without running its circuits
+        (:class:`~pennylane_xqml.cost.CostReport`).
 
-        return grad_cam_cost(self, params, images, target_stderr=target_stderr, gate_set=gate_set)
+        The tapes are those of :meth:`vqc_plan`: ``n_images × 2 × n_angles`` shifted circuits,
+        plus one forward circuit per image for ``target=None``, in one batch. The shot bound is
+        for the **channel weights** ``w_k`` of every class (the CAM ``ReLU(Σ_k w_k A^k)`` is not
+        linear in the results; ReLU is 1-Lipschitz, so a CAM pixel's error is at most
+        ``Σ_k |A^k_ij| · |δw_k|``). ``w = R · D · (J_g M)`` is linear in the results of the
+        shifted circuits, with the classical factors fixed by ``params`` and ``images``. With
+        shots each circuit measures ``qml.probs`` of its qubit-wise commuting words
+        (:func:`~.estimation.estimate_outputs`), so Grad-CAM's own propagated variance at one
+        shot is the exact multinomial variance. It depends on the unknown results and is
+        evaluated at uniform outcome probabilities (expectations 0), at one shot: an estimate
+        of the shots needed, not a guarantee. ``gradient="backprop"`` runs no circuits (one simulator request).
+
+        >>> import jax.numpy as jnp, pennylane_xqml as xqml
+        >>> from pennylane_xqml.hybrid import HybridCNNVQC
+        >>> model = HybridCNNVQC(n_classes=2, n_channels=2, n_qubits=2, n_layers=1, n_hidden=2,
+        ...                      image_shape=(5, 5))
+        >>> images = jnp.linspace(0, 1, 50).reshape(2, 5, 5)
+        >>> report = xqml.grad_cam(model).cost(model.params, images, target_stderr=0.05)
+        >>> report.n_circuits  # 2 images x (2 shifts x 2 angles + 1 forward)
+        10
+        >>> report.total_shots == report.shots_per_circuit * report.n_measurement_groups
+        True
+        """
+        gate_set = check_cost_options(target_stderr, gate_set)
+        model = self.model
+        checked, _ = model.check_images(images)
+        if checked.shape[0] == 0:
+            raise ValueError("images is empty; give at least one image.")
+        self._check_target(self.target, checked.shape[0])
+        device = model.qnode.device
+        if self.gradient == "backprop":
+            note = 'gradient="backprop" is simulator-only (jax.jacrev): shots do not apply.'
+            return make_report("grad_cam", self.gradient, [], gate_counts([], device, gate_set),
+                               n_simulator_requests=1, notes=[note])  # fmt: skip
+        A = model.activations(params, checked, self.layer)
+        plan = self.vqc_plan(params, A, shots=1)  # variances of one shot
+        _, variances, _ = plan.processing_fn(random_results(plan.tapes), ())
+        tapes = [t.copy(shots=model.qnode.shots) for t in plan.tapes]
+        notes = [
+            "the shot bound is for the channel weights w_k of every class, not the ReLU'd CAM."
+        ]
+        return make_report("grad_cam", self.gradient, tapes, gate_counts(tapes, device, gate_set),
+                           variance=float(np.max(variances)), target_stderr=target_stderr,
+                           notes=notes)  # fmt: skip
 
     def __call__(self, params, images):
         """The class activation maps of ``images`` for the target classes.
@@ -325,7 +396,9 @@ class GradCAM:
         se = jnp.take_along_axis(stderr, target[:, None, None], axis=1)[:, 0]
         cams = jax.nn.relu(jnp.einsum("nk,nkhw->nhw", w, A))
         if self.upsample:
-            cams = jax.image.resize(cams, (cams.shape[0], *self.model.image_shape), method="bilinear")
+            cams = jax.image.resize(
+                cams, (cams.shape[0], *self.model.image_shape), method="bilinear"
+            )
         if single:
             cams, se = cams[0], se[0]
         return (cams, se) if self.return_stderr else cams
@@ -368,3 +441,13 @@ def grad_cam(model, layer="conv2", target=None, gradient="parameter-shift", upsa
         (2, 4)
     """
     return GradCAM(model, layer, target, gradient, upsample, return_stderr)
+
+
+def grad_cam_cost(cam, params, images, *, target_stderr=None, gate_set=None):
+    """The cost of ``cam(params, images)`` without running its circuits: ``cam.cost(...)``
+    (see :meth:`GradCAM.cost`)."""
+    if not isinstance(cam, GradCAM):
+        raise TypeError(
+            f"grad_cam_cost takes a GradCAM (xqml.grad_cam(model)), got {type(cam).__name__}."
+        )
+    return cam.cost(params, images, target_stderr=target_stderr, gate_set=gate_set)

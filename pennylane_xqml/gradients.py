@@ -64,7 +64,11 @@ class SmoothGrad:
     def __init__(self, nt_type="smoothgrad", nt_samples=10, stdevs=0.1, seed=0):
         if nt_type not in NT_TYPES:
             raise ValueError(f"Unknown nt_type={nt_type!r}; expected one of {NT_TYPES}.")
-        if not isinstance(nt_samples, (int, np.integer)) or isinstance(nt_samples, bool) or nt_samples < 1:
+        if (
+            not isinstance(nt_samples, (int, np.integer))
+            or isinstance(nt_samples, bool)
+            or nt_samples < 1
+        ):
             raise ValueError(f"nt_samples must be an integer >= 1, got {nt_samples!r}.")
         if not np.isscalar(stdevs) or not np.isfinite(stdevs) or stdevs < 0:
             raise ValueError(f"stdevs must be a finite number >= 0, got {stdevs!r}.")
@@ -86,7 +90,9 @@ class SmoothGrad:
                 return Attribution(mean, qml.math.sum(variances, axis=0) / n**2)
             if self.nt_type == "smoothgrad_sq":
                 values = qml.math.mean(grads**2, axis=0)
-                return Attribution(values, qml.math.sum((2 * grads) ** 2 * variances, axis=0) / n**2)
+                return Attribution(
+                    values, qml.math.sum((2 * grads) ** 2 * variances, axis=0) / n**2
+                )
             values = qml.math.mean(grads**2, axis=0) - mean**2
             sensitivity = 2 * (grads - mean) / n
             return Attribution(values, qml.math.sum(sensitivity**2 * variances, axis=0))

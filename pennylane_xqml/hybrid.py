@@ -175,7 +175,11 @@ class HybridCNNVQC:
         image_shape = tuple(int(s) for s in image_shape)
         if len(image_shape) != 2 or min(image_shape) < 5:
             raise ValueError(f"image_shape must be (H, W) with H, W >= 5; got {image_shape}.")
-        self.n_classes, self.n_channels, self.n_qubits = int(n_classes), int(n_channels), int(n_qubits)
+        self.n_classes, self.n_channels, self.n_qubits = (
+            int(n_classes),
+            int(n_channels),
+            int(n_qubits),
+        )
         self.n_layers, self.n_hidden, self.seed = int(n_layers), int(n_hidden), seed
         self.image_shape = image_shape
         self.words = readout_words(self.n_qubits, self.n_classes)
@@ -245,7 +249,11 @@ class HybridCNNVQC:
             100
         """
         other = copy.copy(self)
-        other.qnode = self._analytic_qnode if shots is None else qml.set_shots(self._analytic_qnode, shots=shots)
+        other.qnode = (
+            self._analytic_qnode
+            if shots is None
+            else qml.set_shots(self._analytic_qnode, shots=shots)
+        )
         other.shots = shots
         other.history = list(self.history)
         return other
@@ -322,7 +330,8 @@ class HybridCNNVQC:
         """Logits ``(N, n_classes)`` of images ``(N, H, W)``."""
         return self.head(params, self.activations(params, images))
 
-    def _analytic_logits(self, params, images):
+    def analytic_logits(self, params, images):
+        """Logits ``(N, n_classes)`` from the analytic head, whatever the model's shots."""
         A = self.activations(params, images)
         angles = self.angles(params, A)
         return self.readout(params, self.circuit_outputs(params, angles, self._analytic_qnode))
@@ -338,7 +347,9 @@ class HybridCNNVQC:
             raise ValueError(f"y must hold integer labels in 0..{self.n_classes - 1}.")
         return X, jnp.asarray(y)
 
-    def fit(self, X, y, epochs=40, batch_size=32, learning_rate=0.02, params=None, seed=0, verbose=False):
+    def fit(
+        self, X, y, epochs=40, batch_size=32, learning_rate=0.02, params=None, seed=0, verbose=False
+    ):
         """Train with Adam (cosine-decayed learning rate) on softmax cross-entropy.
 
         Mini-batches are reshuffled each epoch with ``seed``; a jitted step backpropagates
@@ -371,10 +382,12 @@ class HybridCNNVQC:
         n = X.shape[0]
         batch_size = min(batch_size, n)
         n_batches = n // batch_size
-        optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, max(1, epochs * n_batches)))
+        optimizer = optax.adam(
+            optax.cosine_decay_schedule(learning_rate, max(1, epochs * n_batches))
+        )
 
         def loss_fn(p, Xb, yb):
-            logits = self._analytic_logits(p, Xb)
+            logits = self.analytic_logits(p, Xb)
             return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, yb))
 
         @jax.jit
@@ -409,7 +422,7 @@ class HybridCNNVQC:
         if self.shots is not None:
             return np.asarray(jnp.argmax(self.predict_logits(params, X), axis=-1))
         if self._jit_logits is None:
-            self._jit_logits = jax.jit(self._analytic_logits)
+            self._jit_logits = jax.jit(self.analytic_logits)
         X, _ = self.check_images(X)
         return np.asarray(jnp.argmax(self._jit_logits(params, X), axis=-1))
 

@@ -104,7 +104,10 @@ class JaxInputTrace:
         def traced_parameters(x_traced):
             tape = tape_fn(x_traced)
             params = tape.get_parameters(trainable_only=False)
-            holder["tape"], holder["traced"] = tape, [i for i, p in enumerate(params) if is_jax_value(p)]
+            holder["tape"], holder["traced"] = (
+                tape,
+                [i for i, p in enumerate(params) if is_jax_value(p)],
+            )
             return [params[i] for i in holder["traced"]]
 
         with self.precision():
@@ -198,7 +201,9 @@ class PointwiseInputTrace:
             tape = tape_fn(boxed)
             params = tape.get_parameters(trainable_only=False)
             self.dependent = [
-                i for i, p in enumerate(params) if isbox(p) and p._trace == trace  # pylint: disable=protected-access
+                i
+                for i, p in enumerate(params)
+                if isbox(p) and p._trace == trace  # pylint: disable=protected-access
             ]
         self.template = tape_fn(x)
         random = np.random.default_rng(7).uniform(0.1, 0.9, size=self.shape).astype(x.dtype)
@@ -269,7 +274,9 @@ def trace_input(tape_fn, x, argnum, jax_call):
     except InputTraceError:
         raise
     except (TypeError, ValueError, AttributeError) as error:
-        raise InputTraceError(_UNTRACEABLE.format(argnum=argnum, error=_first_line(error))) from error
+        raise InputTraceError(
+            _UNTRACEABLE.format(argnum=argnum, error=_first_line(error))
+        ) from error
 
 
 def _first_line(error):

@@ -53,7 +53,9 @@ class AmplitudeClassifier:
     def _check_X(self, X):
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or len(X) == 0:
-            raise ValueError(f"X must be a non-empty 2-D array (n_samples, n_features); got shape {X.shape}.")
+            raise ValueError(
+                f"X must be a non-empty 2-D array (n_samples, n_features); got shape {X.shape}."
+            )
         amplitude_vectors(X, self.n_qubits)  # raises on rows that cannot be embedded
         return X
 
@@ -85,7 +87,9 @@ class AmplitudeClassifier:
         batch_size = min(batch_size, n)
         # The last batch is topped up with masked-out samples so that `step` compiles once.
         mask = (np.arange(n + -n % batch_size) < n).reshape(-1, batch_size).astype(np.float64)
-        optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, max(1, epochs * len(mask))))
+        optimizer = optax.adam(
+            optax.cosine_decay_schedule(learning_rate, max(1, epochs * len(mask)))
+        )
 
         @jax.jit
         def step(weights, opt_state, Xb, yb, mask):

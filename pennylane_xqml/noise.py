@@ -76,7 +76,9 @@ def _check_wires(wires):
     if isinstance(wires, bool) or not isinstance(
         wires, (numbers.Integral, list, tuple, range, qml.wires.Wires)
     ):
-        raise TypeError(f"wires must be a positive int or a sequence of wire labels, got {wires!r}.")
+        raise TypeError(
+            f"wires must be a positive int or a sequence of wire labels, got {wires!r}."
+        )
     if isinstance(wires, numbers.Integral) and wires < 1:
         raise ValueError(f"wires must be a positive int or a sequence of wire labels, got {wires}.")
     return int(wires) if isinstance(wires, numbers.Integral) else list(wires)
@@ -330,7 +332,9 @@ def fake_backend_device(
     noise_model = (
         NoiseModel.from_backend(snapshot, readout_error=readout_error)
         if noise
-        else NoiseModel(basis_gates=[g for g in snapshot.operation_names if g not in ("measure", "delay")])
+        else NoiseModel(
+            basis_gates=[g for g in snapshot.operation_names if g not in ("measure", "delay")]
+        )
     )
     simulator = AerSimulator.from_backend(snapshot, noise_model=noise_model, seed_simulator=seed)
     device = qml.device(

@@ -406,10 +406,16 @@ class Lime(_Perturbation):
         if not np.isscalar(kernel_width) or not np.isfinite(kernel_width) or kernel_width <= 0:
             raise ValueError(f"kernel_width must be a finite number > 0, got {kernel_width!r}.")
         if distance_mode not in DISTANCE_MODES:
-            raise ValueError(f"Unknown distance_mode={distance_mode!r}; expected one of {DISTANCE_MODES}.")
+            raise ValueError(
+                f"Unknown distance_mode={distance_mode!r}; expected one of {DISTANCE_MODES}."
+            )
         if not np.isscalar(alpha) or not np.isfinite(alpha) or alpha < 0:
             raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}.")
-        self.n_samples, self.kernel_width, self.distance_mode = n_samples, kernel_width, distance_mode
+        self.n_samples, self.kernel_width, self.distance_mode = (
+            n_samples,
+            kernel_width,
+            distance_mode,
+        )
         self.alpha, self.seed = alpha, seed
         self.baselines, self.baseline_data = baselines, baseline_data
 

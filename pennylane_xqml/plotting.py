@@ -41,7 +41,9 @@ def _as_2d(values, name):
     if values.ndim == 1:
         values = values[None, :]
     if values.ndim < 2:
-        raise ValueError(f"{name} must hold one or more flat vectors or images; got shape {values.shape}.")
+        raise ValueError(
+            f"{name} must hold one or more flat vectors or images; got shape {values.shape}."
+        )
     return values.reshape(len(values), -1)
 
 

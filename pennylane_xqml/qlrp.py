@@ -51,7 +51,13 @@ from .execution import execute_batch
 from .transform import attribution_transform
 
 QLRP_RULES = ("epsilon", "alpha_beta")
-STATE_DEVICES = ("default.qubit", "default.mixed", "lightning.qubit", "lightning.kokkos", "lightning.gpu")
+STATE_DEVICES = (
+    "default.qubit",
+    "default.mixed",
+    "lightning.qubit",
+    "lightning.kokkos",
+    "lightning.gpu",
+)
 
 
 class QLRPEntries(NamedTuple):
@@ -196,9 +202,9 @@ class QLRP:
                 # one-sided entries pass all their relevance along the side that exists
                 alpha = jnp.where(neg_sum == 0, 1.0, self.alpha)
                 beta = jnp.where(pos_sum == 0, -1.0, self.beta)
-                rel = jnp.einsum("jk,jki->i", alpha * _safe_ratio(r_entry, pos_sum), pos) - jnp.einsum(
-                    "jk,jki->i", beta * _safe_ratio(r_entry, neg_sum), neg
-                )
+                rel = jnp.einsum(
+                    "jk,jki->i", alpha * _safe_ratio(r_entry, pos_sum), pos
+                ) - jnp.einsum("jk,jki->i", beta * _safe_ratio(r_entry, neg_sum), neg)
             entry_relevance.append(r_entry)
             totals.append(s)
             relevance.append(rel)

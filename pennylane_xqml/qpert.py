@@ -62,6 +62,8 @@ import optax
 import pennylane as qml
 from tqdm.auto import tqdm
 
+from .cost import QPertCost, check_cost_options, gate_counts, measurement_groups
+from .encodings import input_parameter_indices
 from .execution import resolve_interface, shots_of
 
 __all__ = [
@@ -291,9 +293,7 @@ def schedule_weights(step, schedule=None, coefficients=None):
     """
     schedule = default_schedule() if schedule is None else schedule
     coefficients = DEFAULT_COEFFICIENTS if coefficients is None else coefficients
-    return {
-        name: jnp.where(step >= schedule[name], coefficients[name], 0.0) for name in LOSS_TERMS
-    }
+    return {name: jnp.where(step >= schedule[name], coefficients[name], 0.0) for name in LOSS_TERMS}
 
 
 def total_loss(terms, weights):
@@ -365,7 +365,9 @@ def _execute(tapes, qnode, diff_method):
 def _run_fidelity(qnode, x, x_tilde, weights, argnums, diff_method):
     measurement = _fidelity_measurement(diff_method)
     tape = compute_uncompute_tape(
-        _tape_at(qnode, x, weights, argnums), _tape_at(qnode, x_tilde, weights, argnums), measurement
+        _tape_at(qnode, x, weights, argnums),
+        _tape_at(qnode, x_tilde, weights, argnums),
+        measurement,
     )
     return _zero_probability(_execute([tape], qnode, diff_method)[0], measurement)
 
@@ -526,7 +528,9 @@ def _check_number(value, name, positive=False):
 
 def _check_names(mapping, what):
     if not isinstance(mapping, Mapping):
-        raise TypeError(f"{what} must be a dict keyed by {LOSS_TERMS}, got {type(mapping).__name__}.")
+        raise TypeError(
+            f"{what} must be a dict keyed by {LOSS_TERMS}, got {type(mapping).__name__}."
+        )
     unknown = sorted(set(mapping) - set(LOSS_TERMS), key=str)
     if unknown:
         raise ValueError(f"Unknown {what} names {unknown}; expected some of {LOSS_TERMS}.")
@@ -630,7 +634,9 @@ def _validate(**kw):
     if not _is_int(kw["seed"]):
         raise TypeError(f"seed must be an int, got {kw['seed']!r}.")
     if not _is_int(kw["argnums"]) or kw["argnums"] < 0:
-        raise TypeError(f"argnums must be one int >= 0 (the input argument), got {kw['argnums']!r}.")
+        raise TypeError(
+            f"argnums must be one int >= 0 (the input argument), got {kw['argnums']!r}."
+        )
     _check_number(kw["learning_rate"], "learning_rate", positive=True)
     _check_number(kw["alpha"], "alpha")
     optimizer = kw["optimizer"]
@@ -638,7 +644,9 @@ def _validate(**kw):
         raise TypeError(f"optimizer must be an optax.GradientTransformation, got {optimizer!r}.")
     head = kw["head"]
     if head is not None and not callable(head):
-        raise TypeError(f"head must be callable (model output -> class probabilities), got {head!r}.")
+        raise TypeError(
+            f"head must be callable (model output -> class probabilities), got {head!r}."
+        )
     return _Options(
         background=_check_background(kw["background"]),
         target=None if target is None else int(target),
@@ -771,9 +779,7 @@ class QPertExplainer:
         if kind == "circuit":
 
             def fidelity(x, x_tilde, weights, p_x, p_x_tilde):  # pylint: disable=unused-argument
-                return 1 - _run_fidelity(
-                    self.model, x, x_tilde, weights, self.argnums, diff_method
-                )
+                return 1 - _run_fidelity(self.model, x, x_tilde, weights, self.argnums, diff_method)
 
         elif kind == "js":
 
@@ -838,11 +844,119 @@ class QPertExplainer:
         return self.explain(x, *weights).saliency
 
     def cost(self, x, *weights, target_stderr=None, gate_set=None):
-        """Circuits and gates of :meth:`explain` (or :meth:`explain_batch` for a batch ``x``),
-        before anything runs (:func:`~pennylane_xqml.cost.qpert_cost`)."""
-        from .cost import qpert_cost  # pylint: disable=import-outside-toplevel
+        """The circuits and gates of ``self.explain(x, *weights)`` (``x`` one instance) or of
+        ``self.explain_batch(x, *weights)`` (``x`` of shape ``(n, *input_shape)``), without
+        running anything; also ``xqml.qpert_cost(explainer, x, *weights)``.
 
-        return qpert_cost(self, x, *weights, target_stderr=target_stderr, gate_set=gate_set)
+        Per instance: ``1 + n_iter × K × ((1 + g_model) + (1 + g_fidelity))`` circuits, where
+        ``g`` is the number of parameter-shift circuits of a tape for the gate parameters fed by
+        the perturbed input (the masks are the only differentiated quantity; the fidelity term is
+        evaluated at every iteration, weighted 0 before its phase starts, and is absent for
+        ``fidelity="js"``/``None``). ``diff_method="backprop"``/``"adjoint"`` compute gradients
+        on the simulator (``g = 0``; not runnable on hardware). Other gradient transforms
+        (finite-diff, SPSA, Hadamard) are refused: their counts are not verified.
+
+        Circuits are counted as a device without parameter broadcasting runs them
+        (``default.qubit`` simulates the setup of a batch, vmapped over the instances, as one
+        broadcast tape of ``n`` circuits).
+
+        No shot count is given for a target standard error (``shots_for_target`` is ``None``): the
+        loss is non-linear in the estimates (``-log p_c``, entropies, squares) and its gradient
+        divides by ``p_c``, so its shot error has no bound uniform in the unknown probabilities
+        (it diverges as ``p_c → 0``), and Adam's normalised steps are not linear either.
+
+        >>> import pennylane as qml, numpy as np, pennylane_xqml as xqml
+        >>> dev = qml.device("default.qubit", wires=2)
+        >>> @qml.set_shots(1000)
+        ... @qml.qnode(dev, diff_method="parameter-shift")
+        ... def model(x, w):
+        ...     qml.RY(np.pi * x[0], wires=0)
+        ...     qml.RY(np.pi * x[1], wires=1)
+        ...     qml.CNOT(wires=[0, 1])
+        ...     qml.RX(w, wires=1)
+        ...     return qml.probs(wires=0)
+        >>> explainer = xqml.qpert_mask(model, background=np.zeros((1, 2)), n_iter=100, n_masks=2)
+        >>> cost = explainer.cost(np.array([0.9, 0.2]), 0.3)
+        >>> cost.circuits_per_iteration  # 2 masks x ((1 + 2 x 2 shifts) + (1 + 2 x 2 shifts))
+        20
+        >>> cost.n_circuits, cost.total_shots, cost.fidelity_gates.two_qubit_gates
+        (2001, 2001000, 2)
+        """
+        if not self.is_qnode:
+            raise TypeError(
+                "qpert_cost needs a QPertExplainer of a qml.QNode; a JAX function runs no circuits."
+            )
+        gate_set = check_cost_options(target_stderr, gate_set)
+        batched = np.ndim(x) == self.background.ndim
+        X, x, _ = self._check_call(x, weights, batched)
+        n_instances = X.shape[0] if batched else 1
+        qnode, argnums = self.model, self.argnums
+        args = _model_args(x, weights, argnums)
+        rule = _resolved_diff_method(qnode, args)
+        if rule not in _SIMULATOR_RULES + ("parameter-shift",):
+            raise ValueError(
+                f"qpert_cost counts the circuits of diff_method 'parameter-shift' (hardware) or "
+                f"{_SIMULATOR_RULES} (simulators); the QNode resolves to {rule!r}."
+            )
+        kind, _ = self._fidelity_kind(x, weights)
+        weights = tuple(weights)
+
+        def model_tape(x):
+            return _tape_at(qnode, x, weights, argnums)
+
+        def fidelity_tape(x_tilde, x):
+            measurement = _fidelity_measurement(rule)
+            return compute_uncompute_tape(model_tape(x), model_tape(x_tilde), measurement)
+
+        tape = model_tape(x)
+        shifts = rule == "parameter-shift"
+        k = self.n_masks * n_instances
+        model_circuits = k * (
+            1 + (_shift_circuits(model_tape, (x,), 0, qnode.device) if shifts else 0)
+        )
+        groups = model_circuits * measurement_groups(tape)
+        fidelity_circuits, fidelity_gates = 0, None
+        if kind == "circuit":
+            f_tape = fidelity_tape(x, x)
+            fidelity_circuits = k * (
+                1 + (_shift_circuits(fidelity_tape, (x, x), 0, qnode.device) if shifts else 0)
+            )
+            groups += fidelity_circuits * measurement_groups(f_tape)
+            fidelity_gates = gate_counts([f_tape], qnode.device, gate_set)
+        per_iteration = model_circuits + fidelity_circuits
+        n_circuits = n_instances + self.n_iter * per_iteration
+        n_groups = n_instances * measurement_groups(tape) + self.n_iter * groups
+        shots = qml.workflow.construct_tape(qnode, level="user")(*args).shots.total_shots
+        notes = [
+            (
+                "no shot count bounds the loss or its gradient: the loss is non-linear in the "
+                "estimates (log p_c, entropies) and its gradient divides by p_c."
+            )
+        ]
+        if not shifts:
+            notes.append(f'diff_method="{rule}" is simulator-only: gradients need no circuits, but '
+                         'it cannot run on hardware (use "parameter-shift" with shots).')  # fmt: skip
+        return QPertCost(
+            method="qpert_mask",
+            gradient=rule,
+            fidelity=kind,
+            n_instances=n_instances,
+            n_masks=self.n_masks,
+            n_iter=self.n_iter,
+            n_setup_circuits=n_instances,
+            model_circuits_per_iteration=model_circuits,
+            fidelity_circuits_per_iteration=fidelity_circuits,
+            circuits_per_iteration=per_iteration,
+            n_circuits=n_circuits,
+            n_measurement_groups=n_groups,
+            model_gates=gate_counts([tape], qnode.device, gate_set),
+            fidelity_gates=fidelity_gates,
+            shots_per_circuit=shots,
+            total_shots=None if shots is None else shots * n_groups,
+            target_stderr=target_stderr,
+            shots_for_target=None,
+            notes=tuple(notes),
+        )
 
     @property
     def fidelity_method(self):
@@ -1053,3 +1167,35 @@ def hyperparameter_search(
         table.append({**row, **{f"final_{name}": value for name, value in final.items()}})
     best = min(range(len(table)), key=lambda i: table[i]["total_loss"])
     return {name: table[best][name] for name in LOSS_TERMS}, table
+
+
+_SIMULATOR_RULES = ("backprop", "adjoint", "device")
+
+
+def _shift_circuits(tape_of, args, argnum, device):
+    """Parameter-shift circuits of ``tape_of(*args)`` for the gate parameters fed by
+    ``args[argnum]`` (the only ones QPert differentiates), after the expansions ``qml.execute``
+    applies first (the gradient's, then the device's preprocessing)."""
+    preprocess = device.preprocess_transforms(qml.devices.ExecutionConfig())
+
+    def expanded(*call_args):
+        [tape], _ = qml.gradients.param_shift.expand_transform(tape_of(*call_args))
+        [tape], _ = preprocess([tape])
+        return tape
+
+    tape = expanded(*args)
+    tape.trainable_params = input_parameter_indices(expanded, args, {}, argnum)
+    if not tape.trainable_params:
+        return 0
+    shifted, _ = qml.gradients.param_shift(tape)
+    return len(shifted)
+
+
+def qpert_cost(explainer, x, *weights, target_stderr=None, gate_set=None):
+    """The circuits and gates of a QPert explanation, without running anything:
+    ``explainer.cost(x, *weights, ...)`` (see :meth:`QPertExplainer.cost`)."""
+    if not isinstance(explainer, QPertExplainer):
+        raise TypeError(
+            f"qpert_cost takes a QPertExplainer (xqml.qpert_mask(qnode, ...)), got {type(explainer).__name__}."
+        )
+    return explainer.cost(x, *weights, target_stderr=target_stderr, gate_set=gate_set)

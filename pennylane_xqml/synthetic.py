@@ -82,7 +82,10 @@ class SyntheticTask:
 
     def true_relevance(self, x, root):
         """Ground truth ``R^⋆_i = g(x̃ + δ_i e_i) - g(x̃)`` of the target (closed form; rows ok)."""
-        x, root = np.asarray(x, dtype=float), np.broadcast_to(np.asarray(root, dtype=float), np.shape(x))
+        x, root = (
+            np.asarray(x, dtype=float),
+            np.broadcast_to(np.asarray(root, dtype=float), np.shape(x)),
+        )
         rel = self.a * (np.sin(x - self.c) - np.sin(root - self.c))
         rel = np.array(rel, copy=True)
         rel[..., 0] += self.b * (np.sin(x[..., 0]) - np.sin(root[..., 0])) * np.sin(root[..., 1])
@@ -91,8 +94,15 @@ class SyntheticTask:
 
     def cross_residual(self, x, root):
         """``g(x) - g(x̃) - Σ_i R^⋆_i = b (sin x_0 - sin x̃_0)(sin x_1 - sin x̃_1)``."""
-        x, root = np.asarray(x, dtype=float), np.broadcast_to(np.asarray(root, dtype=float), np.shape(x))
-        return self.b * (np.sin(x[..., 0]) - np.sin(root[..., 0])) * (np.sin(x[..., 1]) - np.sin(root[..., 1]))
+        x, root = (
+            np.asarray(x, dtype=float),
+            np.broadcast_to(np.asarray(root, dtype=float), np.shape(x)),
+        )
+        return (
+            self.b
+            * (np.sin(x[..., 0]) - np.sin(root[..., 0]))
+            * (np.sin(x[..., 1]) - np.sin(root[..., 1]))
+        )
 
 
 def true_relevance(x, root, task=None):
@@ -149,7 +159,9 @@ class FourierPQC:
         pre = weights[: 3 * n].reshape(n, 3)
         diag = self.scale * weights[-n:] @ self._z
         unitary = qml.matrix(
-            qml.StronglyEntanglingLayers(weights[3 * n : -n].reshape(self.n_layers, n, 3), wires=range(n)),
+            qml.StronglyEntanglingLayers(
+                weights[3 * n : -n].reshape(self.n_layers, n, 3), wires=range(n)
+            ),
             wire_order=range(n),
         )
         starts = [qml.Rot.compute_matrix(*pre[i])[:, 0] for i in range(n)]

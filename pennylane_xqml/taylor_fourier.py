@@ -41,9 +41,10 @@ import numpy as np
 import pennylane as qml
 
 from . import angle_gradient
-from .core import Attribution, Engine, _leaves, check_finite
+from .core import Attribution, Engine, check_finite, leaves
 from .encodings import random_like
 from .inputs import eager
+from .plan import execute_plan
 from .transform import attribution_transform
 
 ROOT_MODES = ("search",)
@@ -71,9 +72,7 @@ def _validate_spectrum(spectrum):
         out = {}
         for key, freqs in spectrum.items():
             if not isinstance(key, (int, np.integer)) or isinstance(key, bool) or key < 0:
-                raise TypeError(
-                    f"spectrum keys are flat feature indices (ints >= 0), got {key!r}."
-                )
+                raise TypeError(f"spectrum keys are flat feature indices (ints >= 0), got {key!r}.")
             out[int(key)] = _check_frequencies(freqs, f"[{key}]")
         return out
     if isinstance(spectrum, str) or np.ndim(qml.math.unwrap(spectrum)) > 1:
@@ -284,7 +283,7 @@ class TaylorFourier:
         call = engine.call
         k = call.n_outputs
         start = qml.math.stack([engine.point] * k)  # (K, d)
-        if qml.math.is_abstract(start) or any(qml.math.is_abstract(a) for a in _leaves(call.args)):
+        if qml.math.is_abstract(start) or any(qml.math.is_abstract(a) for a in leaves(call.args)):
             import jax  # pylint: disable=import-outside-toplevel
 
             def body(_, points):
@@ -327,7 +326,7 @@ class TaylorFourier:
         rows = [points[j] for j in range(k)]
         forwards = [sub.forward_at(p) for p in rows]
         gradients = sub.gradient(rows) if gradient else None
-        lookup = sub.run()
+        lookup = execute_plan(sub.plan("taylor_fourier_root_search", lambda lookup: lookup))
         f = qml.math.stack([forwards[j](lookup)[0][j] for j in range(k)])
         if not gradient:
             return f, None

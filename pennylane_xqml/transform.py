@@ -28,6 +28,7 @@ from .core import GRADIENT_RULES, Engine, ModelCall
 from .cost import cost_report
 from .encodings import find_amplitude_encoding, output_sentences
 from .execution import shots_of
+from .plan import Plan, execute_plan
 
 
 class Options(NamedTuple):
@@ -59,15 +60,15 @@ def split_options(method_class, options):
     return method_class(**options), shared
 
 
-def _attribute(call, options, method):
-    """Build the engine for ``call``; returns ``(engine, result_fn)``."""
+def make_plan(call, options, method) -> Plan:
+    """The :class:`~.plan.Plan` of ``method`` for ``call`` (validated; nothing runs)."""
     if options.target is not None and not -call.n_outputs <= options.target < call.n_outputs:
         raise ValueError(
             f"target={options.target} is out of range: the model has {call.n_outputs} outputs."
         )
     engine = Engine(call, options.gradient, options.ancilla)
     finish = method.build(engine, delta=options.return_convergence_delta)
-    return engine, lambda lookup: _format(call, finish(lookup), options)
+    return engine.plan(method.public_name, lambda lookup: _format(call, finish(lookup), options))
 
 
 def _format(call, result, options):
@@ -111,14 +112,15 @@ class ExplainedQNode:
             raise AttributeError(name)
         return getattr(self.qnode, name)
 
-    def _engine(self, args, kwargs):
+    def plan(self, *args, **kwargs) -> Plan:
+        """The :class:`~.plan.Plan` of the explanation of ``qnode(*args, **kwargs)``: its
+        tapes, device and processing function (after validation; nothing runs)."""
         call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
-        return _attribute(call, self.options, self.method)
+        return make_plan(call, self.options, self.method)
 
     def construct_batch(self, *args, **kwargs):
         """The tapes one explanation executes (after validation; nothing runs)."""
-        engine, _ = self._engine(args, kwargs)
-        return engine.batch.tapes
+        return list(self.plan(*args, **kwargs).tapes)
 
     def draw(self, *args, index=0, **kwargs):
         """Text drawing of the ``index``-th generated tape."""
@@ -136,8 +138,7 @@ class ExplainedQNode:
         return ExplainedQNode(self.qnode.update_shots(shots), self.method, self.options)
 
     def __call__(self, *args, **kwargs):
-        engine, result = self._engine(args, kwargs)
-        return result(engine.run())
+        return execute_plan(self.plan(*args, **kwargs))
 
 
 @Transform.generic_register
@@ -195,8 +196,8 @@ def attribution_transform(method_class, doc):
 
     def tape_transform(tape, **options):
         method, shared = split_options(method_class, dict(options))
-        engine, result = _attribute(TapeCall(tape), shared, method)
-        return engine.batch.tapes, lambda results: result(engine.postprocess(results))
+        plan = make_plan(TapeCall(tape), shared, method)
+        return plan.tapes, lambda results: plan.processing_fn(results, ())
 
     def setup_inputs(*targs, **tkwargs):
         if targs:

@@ -25,7 +25,9 @@ def _restore_precision():
         jax.clear_caches()
 
 
-def amplitude_model(device, n_qubits, observable=None, measurements=None, layers=2, interface="jax"):
+def amplitude_model(
+    device, n_qubits, observable=None, measurements=None, layers=2, interface="jax"
+):
     """``f(x, w)``: AmplitudeEmbedding (normalised) + StronglyEntanglingLayers."""
 
     @qml.qnode(device, interface=interface)
@@ -41,7 +43,9 @@ def amplitude_model(device, n_qubits, observable=None, measurements=None, layers
 
 def circuit_matrix(weights, n_qubits):
     """The unitary U of the StronglyEntanglingLayers body."""
-    return qml.matrix(qml.StronglyEntanglingLayers(weights, wires=range(n_qubits)), wire_order=range(n_qubits))
+    return qml.matrix(
+        qml.StronglyEntanglingLayers(weights, wires=range(n_qubits)), wire_order=range(n_qubits)
+    )
 
 
 def quadratic_form(weights, n_qubits, observable):

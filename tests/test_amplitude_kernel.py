@@ -42,8 +42,9 @@ def test_kernel_matches_matrix_formula(rule, complex_, rng):
         values = backprop_kernel(tape, enc, pairs, qml.device("default.qubit", wires=n), imag=True)
     else:
         dev = qml.device("default.qubit", wires=n + 1)
-        tapes, fn = kernel_tapes(tape, enc, sentences, pairs, rule, ancilla=n, imag=True,
-                                 state_wires=list(dev.wires))
+        tapes, fn = kernel_tapes(
+            tape, enc, sentences, pairs, rule, ancilla=n, imag=True, state_wires=list(dev.wires)
+        )
         values = fn(execute_batch(tapes, dev))
     np.testing.assert_allclose(values.real[0], expected.real, atol=1e-10)
     np.testing.assert_allclose(values.imag[0], expected.imag, atol=1e-10)

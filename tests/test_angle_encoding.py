@@ -26,7 +26,9 @@ def _model(device, measurements="expval"):
 
 
 def _flat(model):
-    return lambda x, w: jnp.concatenate([jnp.atleast_1d(r) for r in jax.tree_util.tree_leaves(model(x, w))])
+    return lambda x, w: jnp.concatenate(
+        [jnp.atleast_1d(r) for r in jax.tree_util.tree_leaves(model(x, w))]
+    )
 
 
 @pytest.fixture
@@ -71,11 +73,15 @@ def test_integrated_gradients_complete_for_angles(inputs):
     model = _model(qml.device("default.qubit", wires=N))
     x, w = inputs
     for gradient in ("parameter-shift", "auto"):
-        ig = xqml.integrated_gradients(model, gradient=gradient, n_steps=40, return_convergence_delta=True)
+        ig = xqml.integrated_gradients(
+            model, gradient=gradient, n_steps=40, return_convergence_delta=True
+        )
         attributions, delta = ig(x, w)
         assert attributions.shape == x.shape
         assert abs(delta) < 1e-8  # Gauss-Legendre on a smooth trigonometric path
-        assert np.isclose(float(attributions.sum()), float(model(x, w) - model(jnp.zeros(4), w)), atol=1e-8)
+        assert np.isclose(
+            float(attributions.sum()), float(model(x, w) - model(jnp.zeros(4), w)), atol=1e-8
+        )
 
 
 def test_angle_ig_under_jit_vmap_and_grad(inputs, rng):

@@ -81,7 +81,9 @@ def test_angle_model_batched_over_its_argnums():
 
 
 def test_any_jax_function_can_be_batched():
-    values = xqml.explain_batch(lambda x, scale: scale * jnp.sin(x), X_ANGLE, 2.0, internal_batch_size=4)
+    values = xqml.explain_batch(
+        lambda x, scale: scale * jnp.sin(x), X_ANGLE, 2.0, internal_batch_size=4
+    )
     np.testing.assert_allclose(values, 2.0 * np.sin(X_ANGLE), atol=1e-14)
 
 
@@ -163,7 +165,12 @@ SHARDED_SCRIPT = textwrap.dedent(
 def test_sharded_over_two_cpu_devices_equals_unsharded():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     run = subprocess.run(
-        [sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, "-c", SHARDED_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     n_devices, vs_single, vs_unchunked = run.stdout.split()[-3:]

@@ -62,12 +62,22 @@ CASES = [
     ("lime", {"n_samples": 6}, "angle", 100),
     ("random_attribution", {}, "angle", None),
     ("taylor_fourier", {"root": ROOT, "gradient": "parameter-shift"}, "angle", None),
-    ("taylor_fourier", {"spectrum": [1.0], "root": ROOT, "return_convergence_delta": True}, "angle", 100),
+    (
+        "taylor_fourier",
+        {"spectrum": [1.0], "root": ROOT, "return_convergence_delta": True},
+        "angle",
+        100,
+    ),
     ("taylor_fourier", {"gradient": "parameter-shift", "root_steps": 30}, "angle", None),
     ("qlrp", {}, "angle", None),
     ("qlrp", {"return_convergence_delta": True}, "angle", None),
     ("integrated_gradients", {"gradient": "hadamard_all"}, "amplitude", None),
-    ("integrated_gradients", {"gradient": "hadamard", "return_convergence_delta": True}, "amplitude", 100),
+    (
+        "integrated_gradients",
+        {"gradient": "hadamard", "return_convergence_delta": True},
+        "amplitude",
+        100,
+    ),
     ("integrated_gradients", {"gradient": "adjoint"}, "amplitude", None),
     ("saliency", {}, "amplitude", 100),
     ("smoothgrad", {"nt_samples": 2, "gradient": "hadamard"}, "amplitude", None),
@@ -99,7 +109,10 @@ def test_circuit_count_equals_executed_tapes(name, options, kind, shots):
         assert sum(circuits[-report.n_circuits :]) == report.n_circuits
         assert sum(groups[-report.n_circuits :]) == report.n_measurement_groups
     if shots is not None and report.n_circuits:
-        assert sum(tracker.history["shots"][-report.n_circuits :]) == shots * report.n_measurement_groups
+        assert (
+            sum(tracker.history["shots"][-report.n_circuits :])
+            == shots * report.n_measurement_groups
+        )
     assert report.n_simulator_requests == 0
 
 
@@ -113,7 +126,9 @@ def test_root_search_circuits_are_counted_and_reported():
 
 def test_simulator_rules_are_requests_not_circuits():
     model = angle_model()
-    report = xqml.saliency(model, gradient="backprop").cost(jnp.asarray(X_ANGLE), jnp.asarray(W_ANGLE))
+    report = xqml.saliency(model, gradient="backprop").cost(
+        jnp.asarray(X_ANGLE), jnp.asarray(W_ANGLE)
+    )
     assert (report.n_circuits, report.n_simulator_requests) == (0, 1)
     assert report.shot_variance is None and "simulator-only" in str(report)
     adjoint = xqml.integrated_gradients(amplitude_model(), gradient="adjoint").cost(X_AMP, W_AMP)
@@ -198,7 +213,11 @@ def test_random_attribution_costs_nothing():
 
 
 def test_str_is_a_readable_table():
-    text = str(xqml.saliency(angle_model(), gradient="parameter-shift").cost(X_ANGLE, W_ANGLE, target_stderr=0.1))
+    text = str(
+        xqml.saliency(angle_model(), gradient="parameter-shift").cost(
+            X_ANGLE, W_ANGLE, target_stderr=0.1
+        )
+    )
     for label in ("circuits (one batch)", "two-qubit gates", "shots per circuit", "total shots"):
         assert label in text
 
@@ -231,7 +250,7 @@ def test_bad_input():
 # Grad-CAM and QPert
 # ---------------------------------------------------------------------------------------------
 
-from pennylane_xqml.cost import QPertCost, grad_cam_cost, qpert_cost
+from pennylane_xqml import QPertCost, grad_cam_cost, qpert_cost
 from pennylane_xqml.hybrid import HybridCNNVQC
 
 IMAGES = jnp.linspace(0, 1, 75).reshape(3, 5, 5) ** 2
@@ -248,7 +267,9 @@ def hybrid():
     return small_hybrid()
 
 
-@pytest.mark.parametrize("target, layer", [(None, "conv2"), (1, "conv2"), (np.array([0, 2, 1]), "conv1")])
+@pytest.mark.parametrize(
+    "target, layer", [(None, "conv2"), (1, "conv2"), (np.array([0, 2, 1]), "conv1")]
+)
 def test_grad_cam_circuit_count_equals_executed_tapes(hybrid, target, layer):
     cam = xqml.grad_cam(hybrid, target=target, layer=layer)
     report = cam.cost(hybrid.params, IMAGES)
@@ -259,7 +280,10 @@ def test_grad_cam_circuit_count_equals_executed_tapes(hybrid, target, layer):
     assert report.n_circuits == tracker.totals["simulations"] == report.n_measurement_groups
     # independent formula: 2 shifts per encoding angle per image (+ 1 forward without a target)
     assert report.n_circuits == 3 * (2 * 3 + (target is None))
-    assert report.gate_counts["RY"] == report.n_circuits * 3 and report.two_qubit_gates == report.n_circuits * 3
+    assert (
+        report.gate_counts["RY"] == report.n_circuits * 3
+        and report.two_qubit_gates == report.n_circuits * 3
+    )
 
 
 def test_grad_cam_shots_for_a_target_meet_the_reported_stderr(hybrid):
@@ -268,8 +292,14 @@ def test_grad_cam_shots_for_a_target_meet_the_reported_stderr(hybrid):
     <P> = 0) and the errors against the exact (backprop) weights stay within a few targets."""
     target = 0.05
     report = xqml.grad_cam(hybrid).cost(hybrid.params, IMAGES, target_stderr=target)
-    assert not report.first_order and report.stderr_bound(report.shots_per_circuit) <= target * (1 + 1e-9)
-    exact = xqml.grad_cam(hybrid, gradient="backprop").weights(hybrid.params, IMAGES, all_classes=True).values
+    assert not report.first_order and report.stderr_bound(report.shots_per_circuit) <= target * (
+        1 + 1e-9
+    )
+    exact = (
+        xqml.grad_cam(hybrid, gradient="backprop")
+        .weights(hybrid.params, IMAGES, all_classes=True)
+        .values
+    )
     noisy_model = small_hybrid(report.shots_per_circuit, seed=3)
     noisy = xqml.grad_cam(noisy_model).weights(hybrid.params, IMAGES, all_classes=True)
     assert float(np.max(noisy.stderr)) <= target * (1 + 1e-9)
@@ -279,7 +309,9 @@ def test_grad_cam_shots_for_a_target_meet_the_reported_stderr(hybrid):
 
 
 def test_grad_cam_backprop_runs_no_circuits(hybrid):
-    report = grad_cam_cost(xqml.grad_cam(hybrid, gradient="backprop"), hybrid.params, IMAGES, target_stderr=0.1)
+    report = grad_cam_cost(
+        xqml.grad_cam(hybrid, gradient="backprop"), hybrid.params, IMAGES, target_stderr=0.1
+    )
     assert (report.n_circuits, report.n_simulator_requests, report.total_shots) == (0, 1, None)
     assert "simulator-only" in str(report)
 
@@ -314,7 +346,9 @@ QPERT_CASES = [
 def test_qpert_circuit_count_equals_executed_circuits(fidelity, shots, embedding, batched):
     """parameter-shift runs through callbacks at run time: qml.Tracker sees every circuit."""
     model = qpert_model(shots, embedding=embedding)
-    explainer = xqml.qpert_mask(model, background=QPERT_BACKGROUND, n_iter=2, n_masks=2, fidelity=fidelity)
+    explainer = xqml.qpert_mask(
+        model, background=QPERT_BACKGROUND, n_iter=2, n_masks=2, fidelity=fidelity
+    )
     x = np.array([[0.9, 0.2], [0.3, 0.6]]) if batched else np.array([0.9, 0.2])
     cost = explainer.cost(x, 0.3)
     assert isinstance(cost, QPertCost) and cost.fidelity == fidelity
@@ -331,14 +365,20 @@ def test_qpert_circuit_count_equals_executed_circuits(fidelity, shots, embedding
     if not embedding:  # independent formula: 2 input-fed gates, 2 shifts each, per circuit
         per_tape = 1 + 2 * 2
         assert cost.model_circuits_per_iteration == cost.n_instances * 2 * per_tape
-        assert cost.fidelity_circuits_per_iteration == (cost.n_instances * 2 * per_tape if fidelity == "circuit" else 0)
+        assert cost.fidelity_circuits_per_iteration == (
+            cost.n_instances * 2 * per_tape if fidelity == "circuit" else 0
+        )
 
 
 def test_qpert_backprop_counts_forward_circuits_only():
-    explainer = xqml.qpert_mask(qpert_model(diff_method="backprop"), background=QPERT_BACKGROUND, n_iter=10, n_masks=3)
+    explainer = xqml.qpert_mask(
+        qpert_model(diff_method="backprop"), background=QPERT_BACKGROUND, n_iter=10, n_masks=3
+    )
     cost = qpert_cost(explainer, np.array([0.9, 0.2]), 0.3, target_stderr=0.1)
     assert (cost.model_circuits_per_iteration, cost.fidelity_circuits_per_iteration) == (3, 3)
-    assert cost.n_circuits == 1 + 10 * 6 and cost.total_shots is None and cost.shots_for_target is None
+    assert (
+        cost.n_circuits == 1 + 10 * 6 and cost.total_shots is None and cost.shots_for_target is None
+    )
     assert cost.model_gates.gate_counts == {"RY": 2, "CNOT": 1, "RX": 1}
     assert cost.fidelity_gates.two_qubit_gates == 2 and cost.fidelity_gates.max_depth == 6
     text = str(cost)
@@ -366,7 +406,11 @@ def test_grad_cam_and_qpert_cost_bad_input(hybrid):
     with pytest.raises(ValueError, match="target_stderr must be a finite number > 0"):
         explainer.cost(np.array([0.9, 0.2]), 0.3, target_stderr=0)
     with pytest.raises(ValueError, match="qpert_cost counts the circuits of diff_method"):
-        xqml.qpert_mask(qpert_model(diff_method="finite-diff"), background=QPERT_BACKGROUND).cost(np.array([0.9, 0.2]), 0.3)
-    js_function = xqml.qpert_mask(lambda x, w: jnp.stack([x[0], 1 - x[0]]), background=QPERT_BACKGROUND, fidelity="js")
+        xqml.qpert_mask(qpert_model(diff_method="finite-diff"), background=QPERT_BACKGROUND).cost(
+            np.array([0.9, 0.2]), 0.3
+        )
+    js_function = xqml.qpert_mask(
+        lambda x, w: jnp.stack([x[0], 1 - x[0]]), background=QPERT_BACKGROUND, fidelity="js"
+    )
     with pytest.raises(TypeError, match="a JAX function runs no circuits"):
         js_function.cost(np.array([0.9, 0.2]), 0.3)

@@ -76,7 +76,8 @@ def _embedded_state(x, n_qubits, pad_with):
 
 
 @pytest.mark.parametrize(
-    "d, n_qubits, pad_with", [(16, None, 0.0), (13, None, 0.0), (5, 4, 0.0), (6, None, 0.3), (64, 6, 0.0)]
+    "d, n_qubits, pad_with",
+    [(16, None, 0.0), (13, None, 0.0), (5, 4, 0.0), (6, None, 0.3), (64, 6, 0.0)],
 )
 def test_amplitude_vectors_match_pennylane(d, n_qubits, pad_with):
     X = np.random.default_rng(d).uniform(-1, 1, size=(3, d))
@@ -145,7 +146,9 @@ def test_load_idx_malformed(tmp_path, raw):
 @pytest.fixture
 def mnist_like():
     rng = np.random.default_rng(0)
-    return rng.integers(0, 256, size=(5, 8, 8), dtype=np.uint8), rng.integers(0, 10, size=5).astype(np.uint8)
+    return rng.integers(0, 256, size=(5, 8, 8), dtype=np.uint8), rng.integers(0, 10, size=5).astype(
+        np.uint8
+    )
 
 
 @pytest.mark.parametrize("keys", [("x_train", "y_train"), ("images", "labels")])

@@ -60,7 +60,11 @@ class TestPlotting:
         rng = np.random.default_rng(0)
         path = tmp_path / "grid.png"
         fig = plotting.plot_attribution_grid(
-            rng.random((3, 16)), rng.normal(size=(3, 4, 4)), (4, 4), titles=["a", "b", "c"], path=path
+            rng.random((3, 16)),
+            rng.normal(size=(3, 4, 4)),
+            (4, 4),
+            titles=["a", "b", "c"],
+            path=path,
         )
         assert path.stat().st_size > 0
         assert len(fig.axes) == 7  # 2 x 3 panels and the colourbar
@@ -83,7 +87,9 @@ class TestPlotting:
         assert fig.axes[0].get_xscale() == fig.axes[0].get_yscale() == "log"
         plotting.plt.close(fig)
         repeated = np.outer(0.1 / np.sqrt(shots), [0.9, 1.1])
-        fig = plotting.plot_shot_study(shots, repeated, 0.1 / np.sqrt(shots), path=tmp_path / "r.pdf")
+        fig = plotting.plot_shot_study(
+            shots, repeated, 0.1 / np.sqrt(shots), path=tmp_path / "r.pdf"
+        )
         assert (tmp_path / "r.pdf").stat().st_size > 0
         plotting.plt.close(fig)
 

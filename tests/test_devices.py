@@ -37,7 +37,10 @@ class MisorderedProbs(DefaultQubit):
 
 
 def test_check_device_passes_on_default_qubit_and_lightning():
-    for device in (qml.device("default.qubit", wires=3), qml.device("lightning.qubit", wires=["a", "b"])):
+    for device in (
+        qml.device("default.qubit", wires=3),
+        qml.device("lightning.qubit", wires=["a", "b"]),
+    ):
         report = xqml.check_device(device)
         assert all(check.ok for check in report.checks), str(report)
         assert all(report.safe.values())
@@ -67,10 +70,14 @@ def _amplitude_model(device):
 @pytest.mark.parametrize("gradient", ["hadamard_all", "hadamard"])
 def test_methods_are_right_on_a_device_that_misorders_probabilities(gradient):
     x, w = np.array([0.3, -1.2, 0.8, 0.5]), 0.7
-    reference = xqml.integrated_gradients(_amplitude_model(qml.device("default.qubit", wires=4)))(x, w)
+    reference = xqml.integrated_gradients(_amplitude_model(qml.device("default.qubit", wires=4)))(
+        x, w
+    )
     broken = _amplitude_model(MisorderedProbs(wires=[3, 0, 1, 2]))  # ancilla wire 3 comes first
     assert_close(xqml.integrated_gradients(broken, gradient=gradient)(x, w), reference)
-    expected = jax.grad(lambda a: _amplitude_model(qml.device("default.qubit", wires=4))(a, w))(jnp.asarray(x / np.linalg.norm(x)))
+    expected = jax.grad(lambda a: _amplitude_model(qml.device("default.qubit", wires=4))(a, w))(
+        jnp.asarray(x / np.linalg.norm(x))
+    )
     assert_close(xqml.saliency(broken, abs=False, gradient=gradient)(x, w), expected)
 
 

@@ -50,7 +50,9 @@ def test_weights_equal_autodiff_mean_gradient(model, images, layer):
     assert shift.values.shape == (3, 4, A.shape[1])
     np.testing.assert_allclose(shift.values, exact, atol=1e-8, rtol=0)
     np.testing.assert_array_equal(shift.stderr, 0.0)
-    backprop = grad_cam(model, layer=layer, gradient="backprop").weights(params, images, all_classes=True)
+    backprop = grad_cam(model, layer=layer, gradient="backprop").weights(
+        params, images, all_classes=True
+    )
     np.testing.assert_allclose(backprop.values, exact, atol=1e-10, rtol=0)
 
 
@@ -65,13 +67,17 @@ def test_one_batch_of_parameter_shift_circuits(model, images):
 def test_shots_within_four_standard_errors(model, images):
     params = model.params
     exact = grad_cam(model, gradient="backprop").weights(params, images, all_classes=True).values
-    noisy_model = HybridCNNVQC(n_classes=4, seed=1, device=qml.device("default.qubit", wires=4, seed=7))
+    noisy_model = HybridCNNVQC(
+        n_classes=4, seed=1, device=qml.device("default.qubit", wires=4, seed=7)
+    )
     noisy = grad_cam(noisy_model.with_shots(20000)).weights(params, images, all_classes=True)
     assert np.all(np.asarray(noisy.stderr) > 0)
     z = np.abs(np.asarray(noisy.values - exact)) / np.asarray(noisy.stderr)
     assert np.all(z < 4), f"max deviation {z.max():.2f} standard errors"
     # the CAM call returns the standard errors of the target's weights
-    cams, stderr = grad_cam(noisy_model.with_shots(20000), target=2, return_stderr=True)(params, images)
+    cams, stderr = grad_cam(noisy_model.with_shots(20000), target=2, return_stderr=True)(
+        params, images
+    )
     assert cams.shape == (3, 8, 8) and stderr.shape == (3, 4)
     np.testing.assert_allclose(stderr, noisy.stderr[:, 2], rtol=0.05)
 

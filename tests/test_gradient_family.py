@@ -66,7 +66,9 @@ def test_gradient_family_angle_matches_autodiff(rng):
     x = jnp.array([0.4, -1.1])
     grad = jax.grad(model)(x, 0.3)
     for gradient in ("parameter-shift", "backprop"):
-        np.testing.assert_allclose(xqml.input_x_gradient(model, gradient=gradient)(x, 0.3), x * grad, atol=1e-10)
+        np.testing.assert_allclose(
+            xqml.input_x_gradient(model, gradient=gradient)(x, 0.3), x * grad, atol=1e-10
+        )
         sg = xqml.smoothgrad(model, gradient=gradient, stdevs=0.1, nt_samples=3, seed=1)(x, 0.3)
         noise = 0.1 * np.random.default_rng(1).normal(size=(3, 2))
         expected = np.mean([jax.grad(model)(x + e, 0.3) for e in noise], axis=0)

@@ -39,21 +39,26 @@ def test_exact_matches_closed_form_and_is_complete(setup):
 
 def test_exact_equals_2000_step_riemann(rng):
     """NumPy inputs keep the 2000 circuits of the Riemann sum cheap to simulate."""
-    model = amplitude_model(qml.device("default.qubit", wires=N_QUBITS), N_QUBITS, interface="numpy")
+    model = amplitude_model(
+        qml.device("default.qubit", wires=N_QUBITS), N_QUBITS, interface="numpy"
+    )
     x, w = rng.normal(size=2**N_QUBITS), random_weights(rng, N_QUBITS)
     exact = xqml.integrated_gradients(model, method="exact")(x, w)
     trapezoid = xqml.integrated_gradients(model, method="riemann_trapezoid", n_steps=2000)(x, w)
     np.testing.assert_allclose(exact, trapezoid, atol=1e-6)
     # one-sided sums converge as O(1/n): the error halves when the steps double
     errors = [
-        np.abs(xqml.integrated_gradients(model, method="riemann_right", n_steps=n)(x, w) - exact).max()
+        np.abs(
+            xqml.integrated_gradients(model, method="riemann_right", n_steps=n)(x, w) - exact
+        ).max()
         for n in (500, 1000)
     ]
     assert errors[1] < 1e-3 and 0.4 < errors[1] / errors[0] < 0.6
 
 
 @pytest.mark.parametrize(
-    "method", ["riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre"]
+    "method",
+    ["riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre"],
 )
 def test_quadratures_report_their_delta(method, setup):
     """Every method reports Σ attr - (f(x) - f(x')); it shrinks like the rule's error."""
@@ -103,7 +108,9 @@ def test_several_outputs_and_targets(rng):
             xqml.integrated_gradients(model, target=k)(x, w), all_outputs[k], atol=1e-12
         )
     # probabilities sum to one: their attributions sum to the attribution of a constant
-    np.testing.assert_allclose(all_outputs[1:].sum(axis=0), np.abs(x / jnp.linalg.norm(x)) ** 2, atol=1e-10)
+    np.testing.assert_allclose(
+        all_outputs[1:].sum(axis=0), np.abs(x / jnp.linalg.norm(x)) ** 2, atol=1e-10
+    )
 
 
 def test_padding_gives_amplitude_space_attributions(rng):
@@ -129,12 +136,18 @@ def test_jit_vmap_plain_agree(setup, rng):
     plain = jnp.stack([ig(b, w) for b in batch])
     np.testing.assert_allclose(jax.jit(ig)(batch[0], w), plain[0], atol=1e-10)
     np.testing.assert_allclose(jax.vmap(ig, in_axes=(0, None))(batch, w), plain, atol=1e-10)
-    np.testing.assert_allclose(jax.jit(jax.vmap(ig, in_axes=(0, None)))(batch, w), plain, atol=1e-10)
+    np.testing.assert_allclose(
+        jax.jit(jax.vmap(ig, in_axes=(0, None)))(batch, w), plain, atol=1e-10
+    )
 
 
 @pytest.mark.parametrize(
     "device_name, gradient",
-    [("default.qubit", "auto"), ("default.qubit", "hadamard_all"), ("lightning.qubit", "hadamard_all")],
+    [
+        ("default.qubit", "auto"),
+        ("default.qubit", "hadamard_all"),
+        ("lightning.qubit", "hadamard_all"),
+    ],
 )
 def test_grad_wrt_weights_matches_finite_differences(device_name, gradient, rng):
     model = amplitude_model(qml.device(device_name, wires=N_QUBITS), N_QUBITS)
@@ -201,7 +214,9 @@ def test_composes_with_pennylane_transforms(rng):
     tape_plain = ig_plain.construct_batch(x, 0.3)[0]
     tape_compiled = ig_compiled.construct_batch(x, 0.3)[0]
     assert len(tape_compiled.operations) < len(tape_plain.operations)
-    assert not any(op.name == "Hadamard" and op.wires == qml.wires.Wires(1) for op in tape_compiled.operations)
+    assert not any(
+        op.name == "Hadamard" and op.wires == qml.wires.Wires(1) for op in tape_compiled.operations
+    )
 
 
 def test_pennylane_transform_applied_to_an_explanation(rng):
@@ -232,13 +247,18 @@ def test_tape_level_transform(rng):
     a = rng.normal(size=8)
     a /= np.linalg.norm(a)
     tape = qml.tape.QuantumScript(
-        [qml.StatePrep(a, wires=range(N_QUBITS)), qml.StronglyEntanglingLayers(w, wires=range(N_QUBITS))],
+        [
+            qml.StatePrep(a, wires=range(N_QUBITS)),
+            qml.StronglyEntanglingLayers(w, wires=range(N_QUBITS)),
+        ],
         [qml.expval(qml.PauliZ(0))],
     )
     tapes, postprocessing = xqml.integrated_gradients(tape, return_convergence_delta=True)
     assert len(tapes) == 1 + 2  # one Hadamard test per Pauli word, plus f(x) and f(0) for delta
     attributions, delta = postprocessing(qml.execute(tapes, qml.device("default.qubit")))
-    np.testing.assert_allclose(attributions, np.real(a * (quadratic_form(w, N_QUBITS, qml.PauliZ(0)) @ a)), atol=1e-10)
+    np.testing.assert_allclose(
+        attributions, np.real(a * (quadratic_form(w, N_QUBITS, qml.PauliZ(0)) @ a)), atol=1e-10
+    )
     assert abs(delta) < 1e-10
     angle_tape = qml.tape.QuantumScript([qml.RY(0.3, 0)], [qml.expval(qml.PauliZ(0))])
     with pytest.raises(ValueError, match="apply them to the QNode"):

@@ -1,5 +1,3 @@
-
-
 import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
@@ -9,7 +7,9 @@ from pennylane_xqml.models import AmplitudeClassifier
 
 
 def _train(X, y, n_qubits):
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0
+    )
     clf = AmplitudeClassifier(n_qubits).fit(X_train, y_train)
     return clf, X_test, y_test
 

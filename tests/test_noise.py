@@ -14,7 +14,9 @@ from conftest import random_weights
 from pennylane_xqml import noise
 from pennylane_xqml.reproductions import load, noise_study
 
-pytest.importorskip("qiskit_ibm_runtime", reason="install the optional extra: pip install .[qiskit]")
+pytest.importorskip(
+    "qiskit_ibm_runtime", reason="install the optional extra: pip install .[qiskit]"
+)
 
 N = 2
 
@@ -40,13 +42,17 @@ def _angle_circuit(x, w):
 @pytest.mark.parametrize("zne", [None, noise.ZNE()])
 def test_zero_noise_reproduces_default_qubit(zne, rng):
     x, w = rng.normal(size=4), random_weights(rng, N)
-    exact = xqml.integrated_gradients(qml.QNode(_amplitude_circuit, qml.device("default.qubit", wires=N)))
+    exact = xqml.integrated_gradients(
+        qml.QNode(_amplitude_circuit, qml.device("default.qubit", wires=N))
+    )
     noisy = qml.QNode(_amplitude_circuit, noise.depolarizing_device(N + 1, 0.0, zne=zne))
     ig = xqml.integrated_gradients(noisy, gradient="hadamard_all")(x, w)
     assert np.allclose(ig, exact(x, w), atol=1e-10, rtol=0)
 
     xa = np.array([0.4, -0.9])
-    exact_sal = xqml.saliency(qml.QNode(_angle_circuit, qml.device("default.qubit", wires=N)), abs=False)
+    exact_sal = xqml.saliency(
+        qml.QNode(_angle_circuit, qml.device("default.qubit", wires=N)), abs=False
+    )
     noisy_sal = qml.QNode(_angle_circuit, noise.depolarizing_device(N, 0.0, zne=zne))
     assert np.allclose(xqml.saliency(noisy_sal, abs=False)(xa, 0.3), exact_sal(xa, 0.3), atol=1e-10)
 

@@ -53,7 +53,9 @@ def additive_model(n_qubits=4, measure=None):
     def model(x, w):  # pylint: disable=unused-argument
         for i in range(n_qubits):
             qml.RY(x[i], wires=i)
-        return qml.expval(measure if measure is not None else qml.sum(*(qml.Z(i) for i in range(n_qubits))))
+        return qml.expval(
+            measure if measure is not None else qml.sum(*(qml.Z(i) for i in range(n_qubits)))
+        )
 
     return model
 
@@ -66,7 +68,11 @@ def brute_force_shapley(value, n_players):
     for i in range(n_players):
         others = [j for j in range(n_players) if j != i]
         for size in range(n_players):
-            weight = math.factorial(size) * math.factorial(n_players - size - 1) / math.factorial(n_players)
+            weight = (
+                math.factorial(size)
+                * math.factorial(n_players - size - 1)
+                / math.factorial(n_players)
+            )
             for subset in itertools.combinations(others, size):
                 phi[i] += weight * (v(set(subset) | {i}) - v(subset))
     return phi
@@ -138,7 +144,12 @@ def test_single_baseline_and_scalar_background(rng):
 
 
 def test_grouped_shapley_is_the_game_of_the_groups(rng):
-    model, x, w, background = angle_model(), rng.normal(size=4), rng.normal(size=4), rng.normal(size=(2, 4))
+    model, x, w, background = (
+        angle_model(),
+        rng.normal(size=4),
+        rng.normal(size=4),
+        rng.normal(size=(2, 4)),
+    )
     mask = np.array([2, 0, 2, 5])  # three groups, ids need not be contiguous
     phi, delta = shapley_values(model, background=background, feature_mask=mask,
                                 return_convergence_delta=True)(x, w)  # fmt: skip
@@ -184,6 +195,7 @@ def test_kernel_shap_converges_to_exact(rng):
     model = angle_model(features_per_qubit=2)
     x, w, background = 1.5 * rng.normal(size=8), rng.normal(size=4), rng.normal(size=(1, 8))
     exact = shapley_values(model, background=background)(x, w)
+
     def error(n_samples, seed):
         estimate = kernel_shap(model, background=background, n_samples=n_samples, seed=seed)(x, w)
         return np.abs(estimate - exact).max()
@@ -195,7 +207,12 @@ def test_kernel_shap_converges_to_exact(rng):
 
 
 def test_shapley_value_sampling_is_efficient_reproducible_and_converges(rng):
-    model, x, w, background = angle_model(), rng.normal(size=4), rng.normal(size=4), rng.normal(size=(2, 4))
+    model, x, w, background = (
+        angle_model(),
+        rng.normal(size=4),
+        rng.normal(size=4),
+        rng.normal(size=(2, 4)),
+    )
     exact = shapley_values(model, background=background)(x, w)
     sampled = lambda **o: shapley_value_sampling(model, background=background, **o)(x, w)
     few, delta = shapley_value_sampling(model, background=background, n_samples=3,
@@ -222,7 +239,9 @@ def test_shapley_value_sampling_is_unbiased():
             out[:, column[tuple(z)]] += weight
         return out
 
-    errors = [np.abs(np.mean([dense(s) for s in range(n)], axis=0) - exact).max() for n in (10, 1000)]
+    errors = [
+        np.abs(np.mean([dense(s) for s in range(n)], axis=0) - exact).max() for n in (10, 1000)
+    ]
     assert errors[1] < 0.02 and errors[1] < errors[0] / 4
 
 
@@ -238,7 +257,9 @@ def test_lime_recovers_an_additive_model(distance_mode, rng):
     coef = lime(model, distance_mode=distance_mode)(x, None)
     np.testing.assert_allclose(coef, np.cos(x) - 1.0, atol=1e-10)  # baseline 0
     b = rng.normal(size=4)
-    coef = lime(model, baselines=b, n_samples=30, kernel_width=0.5, distance_mode=distance_mode)(x, None)
+    coef = lime(model, baselines=b, n_samples=30, kernel_width=0.5, distance_mode=distance_mode)(
+        x, None
+    )
     np.testing.assert_allclose(coef, np.cos(x) - np.cos(b), atol=1e-10)
     grouped = lime(model, feature_mask=np.array([0, 0, 1, 1]), distance_mode=distance_mode)(x, None)
     pairs = (np.cos(x) - 1.0).reshape(2, 2).sum(axis=1)
@@ -267,7 +288,9 @@ def test_feature_ablation_is_the_direct_difference(rng):
     # Captum's "mean" baseline
     data = rng.normal(size=(5, 4))
     mean = feature_ablation(model, baselines="mean", baseline_data=data)(x, w)
-    np.testing.assert_allclose(mean, feature_ablation(model, baselines=data.mean(axis=0))(x, w), atol=1e-12)
+    np.testing.assert_allclose(
+        mean, feature_ablation(model, baselines=data.mean(axis=0))(x, w), atol=1e-12
+    )
 
 
 def test_random_attribution_is_seeded_and_runs_no_circuit(rng):
@@ -286,7 +309,12 @@ def test_random_attribution_is_seeded_and_runs_no_circuit(rng):
 
 
 def test_number_of_circuits(rng):
-    model, x, w, background = angle_model(), rng.normal(size=4), rng.normal(size=4), rng.normal(size=(3, 4))
+    model, x, w, background = (
+        angle_model(),
+        rng.normal(size=4),
+        rng.normal(size=4),
+        rng.normal(size=(3, 4)),
+    )
     count = lambda explained: len(explained.construct_batch(x, w))
     assert count(feature_ablation(model)) == 1 + 4
     assert count(shapley_values(model, background=background)) == (2**4 - 1) * 3 + 1
@@ -294,9 +322,10 @@ def test_number_of_circuits(rng):
     assert count(grouped) == (2**2 - 1) * 3 + 1
     assert count(kernel_shap(model, background=background)) == (14 + 1) * 3 + 1  # enumerated
     z, _ = KernelShap(n_samples=6, seed=2).coalitions(4)
-    assert count(kernel_shap(model, background=background, n_samples=6, seed=2)) == (
-        len(np.unique(z, axis=0)) + 1
-    ) * 3 + 1
+    assert (
+        count(kernel_shap(model, background=background, n_samples=6, seed=2))
+        == (len(np.unique(z, axis=0)) + 1) * 3 + 1
+    )
     # one ordering: the empty coalition, 3 intermediate ones per row, then x itself
     assert count(shapley_value_sampling(model, background=background, n_samples=1)) == 3 + 3 * 3 + 1
     masks = np.random.default_rng(0).integers(0, 2, size=(6, 4))
@@ -320,8 +349,12 @@ def test_several_outputs_target_and_stderr(rng):
     phi, stderr = shapley_values(model, background=background, return_stderr=True)(x)
     assert phi.shape == (3, 2) and np.all(stderr == 0)
     np.testing.assert_allclose(phi[1:].sum(axis=0), 0.0, atol=1e-12)  # probabilities sum to 1
-    np.testing.assert_allclose(shapley_values(model, background=background, target=2)(x), phi[2], atol=1e-12)
-    _, stderr = shapley_values(qml.set_shots(model, shots=50), background=background, return_stderr=True)(x)
+    np.testing.assert_allclose(
+        shapley_values(model, background=background, target=2)(x), phi[2], atol=1e-12
+    )
+    _, stderr = shapley_values(
+        qml.set_shots(model, shots=50), background=background, return_stderr=True
+    )(x)
     assert np.all(np.isfinite(stderr)) and np.all(stderr > 0)  # estimated with shots
 
 
@@ -366,7 +399,9 @@ def test_jit_and_vmap_amplitude(rng):
     xs = jnp.array(rng.normal(size=(2, 4)))
     plain = np.stack([explained(x, w) for x in xs])
     np.testing.assert_allclose(jax.jit(explained)(xs[0], w), plain[0], atol=1e-10)
-    np.testing.assert_allclose(jax.jit(jax.vmap(explained, in_axes=(0, None)))(xs, w), plain, atol=1e-10)
+    np.testing.assert_allclose(
+        jax.jit(jax.vmap(explained, in_axes=(0, None)))(xs, w), plain, atol=1e-10
+    )
 
 
 def test_vmap_without_jit(rng):
@@ -396,10 +431,18 @@ def _wide_model():
 @pytest.mark.parametrize(
     "make, error, match",
     [
-        (lambda m: shapley_values(m, background=np.ones((2, 3))), ValueError, "background has shape"),
+        (
+            lambda m: shapley_values(m, background=np.ones((2, 3))),
+            ValueError,
+            "background has shape",
+        ),
         (lambda m: kernel_shap(m, background=np.ones(5)), ValueError, "background has shape"),
         (lambda m: shapley_values(m, background=np.ones((0, 4))), ValueError, "empty"),
-        (lambda m: shapley_values(m, background=np.array([[1.0, np.nan, 0, 0]])), ValueError, "NaN"),
+        (
+            lambda m: shapley_values(m, background=np.array([[1.0, np.nan, 0, 0]])),
+            ValueError,
+            "NaN",
+        ),
         (lambda m: shapley_values(m, background=np.array(["a"] * 4)), TypeError, "numeric"),
         (lambda m: shapley_values(m, background=0.0, baselines=0.0), TypeError, "not both"),
         (lambda m: kernel_shap(m, n_samples=0), ValueError, "n_samples"),
@@ -410,8 +453,16 @@ def _wide_model():
         (lambda m: lime(m, alpha=-1.0), ValueError, "alpha"),
         (lambda m: kernel_shap(m, seed=0.5), TypeError, "seed"),
         (lambda m: shapley_value_sampling(m, antithetic=1), TypeError, "antithetic"),
-        (lambda m: feature_ablation(m, feature_mask=np.array([0, 1, 1])), ValueError, "feature_mask has shape"),
-        (lambda m: lime(m, feature_mask=np.zeros((2, 2), int)), ValueError, "feature_mask has shape"),
+        (
+            lambda m: feature_ablation(m, feature_mask=np.array([0, 1, 1])),
+            ValueError,
+            "feature_mask has shape",
+        ),
+        (
+            lambda m: lime(m, feature_mask=np.zeros((2, 2), int)),
+            ValueError,
+            "feature_mask has shape",
+        ),
         (lambda m: shapley_values(m, feature_mask=np.array([0.0, 1, 1, 2])), TypeError, "integer"),
         (lambda m: shapley_values(m, feature_mask=np.arange(13)), ValueError, "at most 12"),
         (lambda m: feature_ablation(m, baselines=np.ones(3)), ValueError, "baseline has shape"),
@@ -429,7 +480,10 @@ def test_validation_errors(make, error, match, rng):
 
 def test_exact_shapley_refuses_13_features():
     model = _wide_model()
-    with qml.Tracker(model.device) as tracker, pytest.raises(ValueError, match="2\\*\\*13 coalitions"):
+    with (
+        qml.Tracker(model.device) as tracker,
+        pytest.raises(ValueError, match="2\\*\\*13 coalitions"),
+    ):
         shapley_values(model)(np.zeros(13))
     assert tracker.totals.get("executions", 0) == 0
     # grouped into 2 features the game is small again

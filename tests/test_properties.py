@@ -87,7 +87,9 @@ def circuits(draw, encoding):
     case["inputs"] = draw(st.sampled_from(["numpy", "jax", "autograd"]))
     case["float32"] = case["inputs"] == "jax" and draw(st.booleans())
     case["transform"] = draw(st.sampled_from([None, "merge_rotations", "compile"]))
-    values = draw(st.lists(st.floats(-1.5, 1.5), min_size=case["n_features"], max_size=case["n_features"]))
+    values = draw(
+        st.lists(st.floats(-1.5, 1.5), min_size=case["n_features"], max_size=case["n_features"])
+    )
     case["x"] = np.array(values) + np.where(np.array(values) >= 0, 0.1, -0.1)
     return case
 
@@ -143,7 +145,11 @@ def _model(case, reference=False):
     qnode = qml.QNode(circuit, _device(case))
     if reference or case["transform"] is None:
         return qnode
-    return qml.transforms.merge_rotations(qnode) if case["transform"] == "merge_rotations" else qml.compile(qnode)
+    return (
+        qml.transforms.merge_rotations(qnode)
+        if case["transform"] == "merge_rotations"
+        else qml.compile(qnode)
+    )
 
 
 def _inputs(case, x):
@@ -219,7 +225,9 @@ def test_shapley_values_match_brute_force_on_the_plain_qnode(case):
     point = _point(case)
     d = len(point)
     baseline = np.full(d, 0.2)
-    reference_baseline = baseline / np.linalg.norm(baseline) if case["encoding"] == "amplitude" else baseline
+    reference_baseline = (
+        baseline / np.linalg.norm(baseline) if case["encoding"] == "amplitude" else baseline
+    )
     value = {}
     for keep in itertools.product([0, 1], repeat=d):
         keep = np.array(keep, dtype=bool)

@@ -23,8 +23,12 @@ def test_amplitude_ig_on_qiskit_aer(rule, rng):
         qml.StronglyEntanglingLayers(w, wires=range(N))
         return qml.expval(qml.PauliZ(0) + 0.5 * qml.PauliX(1))
 
-    exact = xqml.integrated_gradients(qml.QNode(circuit, qml.device("default.qubit", wires=N)))(x, w)
-    aer = qml.set_shots(qml.QNode(circuit, qml.device("qiskit.aer", wires=N + 1, seed=17)), shots=20000)
+    exact = xqml.integrated_gradients(qml.QNode(circuit, qml.device("default.qubit", wires=N)))(
+        x, w
+    )
+    aer = qml.set_shots(
+        qml.QNode(circuit, qml.device("qiskit.aer", wires=N + 1, seed=17)), shots=20000
+    )
     estimate, stderr = xqml.integrated_gradients(aer, gradient=rule, return_stderr=True)(x, w)
     assert np.all(stderr > 0)
     assert np.all(np.abs(estimate - exact) < 4 * stderr)
@@ -39,7 +43,9 @@ def test_angle_parameter_shift_on_qiskit_aer():
         return qml.expval(qml.PauliZ(1))
 
     x = np.array([0.4, -0.9])
-    exact = xqml.saliency(qml.QNode(circuit, qml.device("default.qubit", wires=N)), abs=False)(x, 0.3)
+    exact = xqml.saliency(qml.QNode(circuit, qml.device("default.qubit", wires=N)), abs=False)(
+        x, 0.3
+    )
     aer = qml.set_shots(qml.QNode(circuit, qml.device("qiskit.aer", wires=N, seed=3)), shots=20000)
     estimate, stderr = xqml.saliency(aer, abs=False, return_stderr=True)(x, 0.3)
     assert np.all(np.abs(estimate - exact) < 4 * stderr)

@@ -120,6 +120,7 @@ def test_fidelity_loss():
 def test_js_divergence():
     P, Q = np.array([0.1, 0.4, 0.5]), np.array([0.3, 0.3, 0.4])
     M = (P + Q) / 2
+
     def kl(a, b):
         return np.sum(a * np.log(a / b))
 
@@ -219,6 +220,7 @@ def test_custom_schedule_scaling_and_off_terms():
 
 def test_compute_uncompute_equals_state_overlap(model):
     rng = np.random.default_rng(1)
+
     def state_circuit(x, w):
         body(x, w)
         return qml.state()
@@ -504,6 +506,7 @@ def test_validation_at_call_time(model):
         qpert_mask(model, background=BACKGROUND, target=2)(X[0], W)
     with pytest.raises(TypeError, match="QNode"):
         qpert_mask(lambda x, w: jnp.ones(2) / 2, background=BACKGROUND)
+
     def channel_circuit(x, w):
         body(x, w)
         qml.DepolarizingChannel(0.1, wires=0)

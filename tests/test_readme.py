@@ -17,6 +17,10 @@ assert np.all(np.isfinite(attributions)) and abs(float(delta)) < 1e-5, delta
 def test_readme_first_example_runs_in_float32():
     block = re.search(r"```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
     run = subprocess.run(
-        [sys.executable, "-c", block + CHECK], capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, "-c", block + CHECK],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert run.returncode == 0, run.stderr[-3000:]

@@ -44,7 +44,9 @@ def _closed_form_ig(qnode_device_wires, x):
 # -- item 1: JAX's default float32 ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["integrated_gradients", "shapley_values", "kernel_shap", "lime"])
+@pytest.mark.parametrize(
+    "method", ["integrated_gradients", "shapley_values", "kernel_shap", "lime"]
+)
 def test_float32_gives_finite_attributions_that_match_float64(method, rng):
     x64 = rng.normal(size=8)
     w64 = rng.normal(size=(2, 3, 3))
@@ -96,7 +98,11 @@ def test_readme_example_float32_delta_is_finite_and_small(rng):
 @pytest.mark.parametrize("gradient", ["auto", "adjoint", "hadamard_all", "hadamard"])
 @pytest.mark.parametrize("device_wires", [None, 3, 4])
 def test_device_without_wires_gives_the_closed_form(gradient, device_wires):
-    dev = qml.device("default.qubit", wires=device_wires) if device_wires else qml.device("default.qubit")
+    dev = (
+        qml.device("default.qubit", wires=device_wires)
+        if device_wires
+        else qml.device("default.qubit")
+    )
     x = np.array([0.3, -1.2, 0.8, 0.5])
     values = xqml.integrated_gradients(_amplitude_model(dev), gradient=gradient)(x)
     assert_close(values, _closed_form_ig(None, x))
@@ -221,7 +227,9 @@ def _reordering_models():
 
     @qml.qnode(dev)
     def scaled_slice(x):
-        qml.AmplitudeEmbedding(jnp.array([2.0, 1.0, -1.0, 0.5]) * x[1:], wires=range(2), normalize=True)
+        qml.AmplitudeEmbedding(
+            jnp.array([2.0, 1.0, -1.0, 0.5]) * x[1:], wires=range(2), normalize=True
+        )
         return body()
 
     return {"reversed": reversed_input, "scaled_slice": scaled_slice}
@@ -271,8 +279,10 @@ def test_transformed_input_perturbation_methods_perturb_the_qnode_input():
     assert_close(values, expected)
 
 
-@pytest.mark.parametrize("options", [{}, {"return_convergence_delta": True}, {"n_steps": 200},
-                                     {"method": "riemann_left"}])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"return_convergence_delta": True}, {"n_steps": 200}, {"method": "riemann_left"}],
+)
 def test_transformed_input_with_a_zero_baseline_is_refused(options):
     """F(x) = f(x/‖x‖) has ∂F/∂x ~ 1/‖x‖: the path integral from 0 diverges."""
     model = _reordering_models()["reversed"]
@@ -453,11 +463,15 @@ def test_grouped_estimates_have_the_exact_multinomial_variance():
 
     ops = [qml.RY(0.8, 0), qml.RX(-1.1, 1), qml.CNOT([0, 1])]
     hamiltonian = qml.Z(0) + 0.5 * qml.Z(0) @ qml.Z(1) - 0.3 * qml.X(1)
-    tape = qml.tape.QuantumScript(ops, [qml.probs(wires=[0, 1]), qml.expval(hamiltonian)], shots=1000)
+    tape = qml.tape.QuantumScript(
+        ops, [qml.probs(wires=[0, 1]), qml.expval(hamiltonian)], shots=1000
+    )
     tapes, estimate = estimate_outputs(tape, output_sentences(tape), 1000)
     exact = qml.execute([t.copy(shots=None) for t in tapes], qml.device("default.qubit", wires=2))
     values, variances = estimate(exact)
-    state = qml.execute([tape.copy(measurements=[qml.state()], shots=None)], qml.device("default.qubit", wires=2))[0]
+    state = qml.execute(
+        [tape.copy(measurements=[qml.state()], shots=None)], qml.device("default.qubit", wires=2)
+    )[0]
     probs = np.abs(state) ** 2
     assert_close(values[:4], probs)
     assert_close(variances[:4], probs * (1 - probs) / 1000)  # one multinomial, not 3 words
@@ -526,7 +540,9 @@ def test_jax_integer_basis_state_bits_under_parameter_shift():
 
     x = jnp.array([0.4, -0.9])
     expected = jax.grad(f)(x, np.array([1, 0]))
-    assert_close(xqml.saliency(f, abs=False, gradient="parameter-shift")(x, jnp.array([1, 0])), expected)
+    assert_close(
+        xqml.saliency(f, abs=False, gradient="parameter-shift")(x, jnp.array([1, 0])), expected
+    )
 
 
 def test_pennylane_numpy_preprocessing_with_jax_inputs_says_what_to_pass():
@@ -537,6 +553,9 @@ def test_pennylane_numpy_preprocessing_with_jax_inputs_says_what_to_pass():
         qml.RX(pnp.sin(x[0]), 0)
         return qml.expval(qml.Z(0))
 
-    with no_circuit_runs(dev), pytest.raises(ValueError, match="pass NumPy or pennylane.numpy arrays"):
+    with (
+        no_circuit_runs(dev),
+        pytest.raises(ValueError, match="pass NumPy or pennylane.numpy arrays"),
+    ):
         xqml.saliency(f)(jnp.array([0.3]))
     assert_close(xqml.saliency(f, abs=False)(np.array([0.3])), [-np.sin(np.sin(0.3)) * np.cos(0.3)])

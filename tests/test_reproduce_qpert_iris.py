@@ -29,9 +29,13 @@ def test_model_and_methods(outcome):
 def test_kernel_shap_enumerates_to_exact_shapley(outcome):
     _, result = outcome
     attributions = result["attributions"]
-    np.testing.assert_allclose(attributions["KernelSHAP"], attributions["Shapley (exact)"], atol=1e-8)
+    np.testing.assert_allclose(
+        attributions["KernelSHAP"], attributions["Shapley (exact)"], atol=1e-8
+    )
     if "shap.KernelExplainer" in attributions:  # the optional extra validates our Shapley values
-        np.testing.assert_allclose(attributions["shap.KernelExplainer"], attributions["Shapley (exact)"], atol=1e-6)
+        np.testing.assert_allclose(
+            attributions["shap.KernelExplainer"], attributions["Shapley (exact)"], atol=1e-6
+        )
 
 
 def test_table_and_figures(outcome):

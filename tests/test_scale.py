@@ -77,7 +77,9 @@ def test_exact_ig_at_20_qubits_matches_state_sweep_closed_form(nonzero_baseline)
     weights = random_weights(rng, n_qubits, LAYERS)
     x = _input(rng, n_qubits)
     baseline = rng.random(2**n_qubits) if nonzero_baseline else None
-    model = amplitude_model(qml.device("lightning.qubit", wires=n_qubits), n_qubits, interface="numpy")
+    model = amplitude_model(
+        qml.device("lightning.qubit", wires=n_qubits), n_qubits, interface="numpy"
+    )
     explained = xqml.integrated_gradients(
         model, baselines=0.0 if baseline is None else baseline, return_convergence_delta=True
     )
@@ -95,7 +97,9 @@ def test_exact_ig_at_20_qubits_is_one_two_sweep_circuit():
     n_qubits = 20
     rng = np.random.default_rng(1)
     weights = random_weights(rng, n_qubits, LAYERS)
-    model = amplitude_model(qml.device("lightning.qubit", wires=n_qubits), n_qubits, interface="numpy")
+    model = amplitude_model(
+        qml.device("lightning.qubit", wires=n_qubits), n_qubits, interface="numpy"
+    )
     explained = xqml.integrated_gradients(model)
 
     tapes = explained.construct_batch(rng.random(2**n_qubits), weights)
@@ -103,7 +107,10 @@ def test_exact_ig_at_20_qubits_is_one_two_sweep_circuit():
     assert len(tapes) == 1
     names = [op.name for op in tapes[0].operations]
     assert names == [
-        "StatePrep", "StronglyEntanglingLayers", "PauliZ", "Adjoint(StronglyEntanglingLayers)"
+        "StatePrep",
+        "StronglyEntanglingLayers",
+        "PauliZ",
+        "Adjoint(StronglyEntanglingLayers)",
     ]
     assert [type(m).__name__ for m in tapes[0].measurements] == ["StateMP"]
 
@@ -117,7 +124,9 @@ def test_state_sweep_reference_matches_dense_matrix():
 
     m = quadratic_form(weights, n_qubits, qml.PauliZ(0))
 
-    np.testing.assert_allclose(state_sweep_m_times(v, weights, n_qubits), np.real(m @ v), atol=1e-12)
+    np.testing.assert_allclose(
+        state_sweep_m_times(v, weights, n_qubits), np.real(m @ v), atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("device_name", ["lightning.qubit", "default.qubit"])

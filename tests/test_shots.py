@@ -21,9 +21,16 @@ def _within(estimate, stderr, exact, n_se=4.0):
 @pytest.mark.parametrize("rule", ["hadamard_all", "hadamard"])
 def test_amplitude_ig_with_shots(rule, rng):
     x, w = rng.normal(size=8), random_weights(rng, N)
-    model = amplitude_model(qml.device("default.qubit", wires=N + 1, seed=5), N, observable=OBSERVABLE, interface="numpy")
+    model = amplitude_model(
+        qml.device("default.qubit", wires=N + 1, seed=5),
+        N,
+        observable=OBSERVABLE,
+        interface="numpy",
+    )
     exact = xqml.integrated_gradients(model)(x, w)
-    noisy = xqml.integrated_gradients(qml.set_shots(model, shots=5000), gradient=rule, return_stderr=True)
+    noisy = xqml.integrated_gradients(
+        qml.set_shots(model, shots=5000), gradient=rule, return_stderr=True
+    )
     estimate, stderr = noisy(x, w)
     _within(estimate, stderr, exact)
     # the standard error shrinks like 1/sqrt(shots)
@@ -47,7 +54,9 @@ def test_amplitude_saliency_with_shots_complex(rng):
         return qml.expval(qml.PauliY(1))
 
     exact = xqml.saliency(model, abs=False)(a, w)
-    estimate, stderr = xqml.saliency(qml.set_shots(model, shots=20000), abs=False, return_stderr=True)(a, w)
+    estimate, stderr = xqml.saliency(
+        qml.set_shots(model, shots=20000), abs=False, return_stderr=True
+    )(a, w)
     _within(np.real(estimate), stderr, np.real(exact))
     _within(np.imag(estimate), stderr, np.imag(exact))
 
@@ -67,7 +76,9 @@ def test_angle_parameter_shift_with_shots(rng):
     for method in (xqml.saliency, xqml.integrated_gradients):
         options = {"abs": False} if method is xqml.saliency else {"n_steps": 4}
         exact = method(model, **options)(x, 0.5)
-        estimate, stderr = method(qml.set_shots(model, shots=20000), return_stderr=True, **options)(x, 0.5)
+        estimate, stderr = method(qml.set_shots(model, shots=20000), return_stderr=True, **options)(
+            x, 0.5
+        )
         _within(estimate, stderr, exact)
 
 
@@ -93,7 +104,12 @@ def test_perturbation_methods_with_shots(rng):
         return qml.expval(qml.PauliZ(1) + 0.5 * qml.PauliX(0))
 
     x, background = np.array([0.7, -1.2]), rng.normal(size=(3, 2))
-    for method, options in ((xqml.shapley_values, {"background": background}), (xqml.feature_ablation, {})):
+    for method, options in (
+        (xqml.shapley_values, {"background": background}),
+        (xqml.feature_ablation, {}),
+    ):
         exact = method(model, **options)(x, 0.4)
-        estimate, stderr = method(qml.set_shots(model, shots=20000), return_stderr=True, **options)(x, 0.4)
+        estimate, stderr = method(qml.set_shots(model, shots=20000), return_stderr=True, **options)(
+            x, 0.4
+        )
         _within(estimate, stderr, exact)

@@ -111,7 +111,9 @@ def reuploading(x):
 def test_spectrum_generalisation_is_exact():
     x, root = np.array([0.9, -1.1]), np.array([0.2, 0.4])
     spectrum = {0: [2], 1: [1, 2]}
-    explain = taylor_fourier(reuploading, root=root, spectrum=spectrum, return_convergence_delta=True)
+    explain = taylor_fourier(
+        reuploading, root=root, spectrum=spectrum, return_convergence_delta=True
+    )
     relevance, delta = explain(x)
     singles = _single_feature_differences(reuploading, x, root)
     np.testing.assert_allclose(relevance, singles, atol=1e-10)
@@ -199,7 +201,9 @@ def test_shots_give_standard_errors():
         return qml.expval(qml.Z(0))
 
     x, root = np.array([1.0]), np.array([np.pi / 2])
-    estimate, stderr = taylor_fourier(qml.set_shots(model, shots=4000), root=root, return_stderr=True)(x)
+    estimate, stderr = taylor_fourier(
+        qml.set_shots(model, shots=4000), root=root, return_stderr=True
+    )(x)
     assert stderr[0] > 0
     assert abs(estimate[0] - np.cos(1.0)) < 5 * stderr[0]
 

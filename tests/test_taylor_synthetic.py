@@ -45,7 +45,8 @@ def test_true_relevance_closed_form():
 def test_taylor_fourier_residual(result):
     model, task, root = result["model"], result["task"], jnp.asarray(result["root"])
     explained = jax.vmap(
-        xqml.taylor_fourier(model.qnode, root=root, return_convergence_delta=True), in_axes=(0, None)
+        xqml.taylor_fourier(model.qnode, root=root, return_convergence_delta=True),
+        in_axes=(0, None),
     )
     rng = np.random.default_rng(11)
     # single-feature moves: no cross terms, the relevance is exact

@@ -47,7 +47,9 @@ def test_bad_amplitude_inputs(x, match, model, device, w):
 
 
 def test_non_numeric_input(model, device, w):
-    _raises_before_running(device, TypeError, "numeric", lambda: xqml.saliency(model)(np.array(["a"] * 4), w))
+    _raises_before_running(
+        device, TypeError, "numeric", lambda: xqml.saliency(model)(np.array(["a"] * 4), w)
+    )
 
 
 def test_baseline_of_wrong_shape(model, device, w):
@@ -119,7 +121,10 @@ def test_argnums_out_of_range(model, device, w):
 def test_unsupported_measurements(measurement, device, w):
     model = amplitude_model(device, N, measurements=measurement)
     _raises_before_running(
-        device, ValueError, "Unsupported measurement", lambda: xqml.integrated_gradients(model)(jnp.ones(4), w)
+        device,
+        ValueError,
+        "Unsupported measurement",
+        lambda: xqml.integrated_gradients(model)(jnp.ones(4), w),
     )
 
 
@@ -127,7 +132,10 @@ def test_state_with_shots_is_refused(w):
     device = qml.device("default.qubit", wires=N + 1, seed=1)
     model = qml.set_shots(amplitude_model(device, N, measurements=qml.state), shots=100)
     _raises_before_running(
-        device, ValueError, "cannot return a state", lambda: xqml.integrated_gradients(model)(jnp.ones(4), w)
+        device,
+        ValueError,
+        "cannot return a state",
+        lambda: xqml.integrated_gradients(model)(jnp.ones(4), w),
     )
 
 
@@ -138,7 +146,10 @@ def test_exact_method_refuses_angle_encoding(device):
         return qml.expval(qml.PauliZ(0))
 
     _raises_before_running(
-        device, ValueError, "closed form", lambda: xqml.integrated_gradients(model, method="exact")(np.ones(2))
+        device,
+        ValueError,
+        "closed form",
+        lambda: xqml.integrated_gradients(model, method="exact")(np.ones(2)),
     )
 
 
@@ -150,14 +161,23 @@ def test_rules_that_do_not_apply(device, w):
 
     amp = amplitude_model(device, N)
     _raises_before_running(
-        device, ValueError, "amplitude embeddings", lambda: xqml.saliency(angle, gradient="hadamard_all")(np.ones(2))
+        device,
+        ValueError,
+        "amplitude embeddings",
+        lambda: xqml.saliency(angle, gradient="hadamard_all")(np.ones(2)),
     )
     _raises_before_running(
-        device, ValueError, "does not apply", lambda: xqml.saliency(amp, gradient="parameter-shift")(jnp.ones(4), w)
+        device,
+        ValueError,
+        "does not apply",
+        lambda: xqml.saliency(amp, gradient="parameter-shift")(jnp.ones(4), w),
     )
     shots = qml.set_shots(amp, shots=100)
     _raises_before_running(
-        device, ValueError, "analytic", lambda: xqml.saliency(shots, gradient="adjoint")(jnp.ones(4), w)
+        device,
+        ValueError,
+        "analytic",
+        lambda: xqml.saliency(shots, gradient="adjoint")(jnp.ones(4), w),
     )
 
 
@@ -185,7 +205,10 @@ def test_device_without_spare_wire_for_hadamard_test(w):
     device = qml.device("default.mixed", wires=N)
     model = amplitude_model(device, N)
     _raises_before_running(
-        device, ValueError, "ancilla", lambda: xqml.integrated_gradients(model, gradient="hadamard_all")(jnp.ones(4), w)
+        device,
+        ValueError,
+        "ancilla",
+        lambda: xqml.integrated_gradients(model, gradient="hadamard_all")(jnp.ones(4), w),
     )
 
 

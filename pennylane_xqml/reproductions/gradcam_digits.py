@@ -70,7 +70,10 @@ def _figure(output_dir, images, labels, predicted, second, cam_pred, cam_second,
 def format_table(scores):
     """Methods ranked by AUC-Diff: AUCI (higher better), AUDC (lower better), AUC-Diff."""
     ranked = sorted(scores, key=lambda m: -scores[m]["auc_difference"])
-    lines = [f"{'method':<26}{'AUCI':>7}{'AUDC':>7}{'AUC-Diff':>10}{'± std':>8}{'rank':>6}", "-" * 64]
+    lines = [
+        f"{'method':<26}{'AUCI':>7}{'AUDC':>7}{'AUC-Diff':>10}{'± std':>8}{'rank':>6}",
+        "-" * 64,
+    ]
     for rank, method in enumerate(ranked, start=1):
         s = scores[method]
         lines.append(
@@ -101,9 +104,11 @@ def run(output_dir="xqml_output", quick=False, progress=True, n_grid=8):
     timings["training"] = time.perf_counter() - start
     accuracy = model.score(X_test, y_test)
     if progress:
-        print(f"HybridCNNVQC: test accuracy {accuracy:.3f} (trained in {timings['training']:.1f} s)")
+        print(
+            f"HybridCNNVQC: test accuracy {accuracy:.3f} (trained in {timings['training']:.1f} s)"
+        )
     params = model.params
-    logits_fn = jax.jit(model._analytic_logits)  # pylint: disable=protected-access
+    logits_fn = jax.jit(model.analytic_logits)
 
     def predict_proba(X):
         return np.asarray(jax.nn.softmax(logits_fn(params, jnp.asarray(X)), axis=-1))
@@ -117,7 +122,9 @@ def run(output_dir="xqml_output", quick=False, progress=True, n_grid=8):
     cam_predicted = np.asarray(grad_cam(model, target=predicted)(params, images))
     cam_second = np.asarray(grad_cam(model, target=second)(params, images))
     timings["grid CAMs"] = time.perf_counter() - start
-    figure = _figure(output_dir, images, y_test[:n_grid], predicted, second, cam_predicted, cam_second, logits)
+    figure = _figure(
+        output_dir, images, y_test[:n_grid], predicted, second, cam_predicted, cam_second, logits
+    )
 
     # -- insertion / deletion over test images ------------------------------------------------
     n_eval = 60 if quick else len(X_test)
@@ -128,10 +135,12 @@ def run(output_dir="xqml_output", quick=False, progress=True, n_grid=8):
     timings["CAMs (eval)"] = time.perf_counter() - start
 
     def logit_of(x, c):
-        return model._analytic_logits(params, x[None])[0, c]  # pylint: disable=protected-access
+        return model.analytic_logits(params, x[None])[0, c]
 
     start = time.perf_counter()
-    gradients = np.asarray(jax.jit(jax.vmap(jax.grad(logit_of)))(jnp.asarray(X), jnp.asarray(classes)))
+    gradients = np.asarray(
+        jax.jit(jax.vmap(jax.grad(logit_of)))(jnp.asarray(X), jnp.asarray(classes))
+    )
     timings["input gradients"] = time.perf_counter() - start
     attributions = {
         "QGrad-CAM (param. shift)": cams,
@@ -141,14 +150,18 @@ def run(output_dir="xqml_output", quick=False, progress=True, n_grid=8):
     }
     start = time.perf_counter()
     scores = {
-        name: metrics.evaluate_insertion_deletion(predict_proba, X, values, baseline="zeros", target=classes)
+        name: metrics.evaluate_insertion_deletion(
+            predict_proba, X, values, baseline="zeros", target=classes
+        )
         for name, values in attributions.items()
     }
     timings["insertion/deletion"] = time.perf_counter() - start
     table = format_table(scores)
     if progress:
-        print(f"insertion/deletion over {n_eval} test images, baseline zeros (blank image), "
-              "pixels ranked by each attribution, probability of the predicted class:")
+        print(
+            f"insertion/deletion over {n_eval} test images, baseline zeros (blank image), "
+            "pixels ranked by each attribution, probability of the predicted class:"
+        )
         print(table)
         print("times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
         print(f"figure written to {figure}")

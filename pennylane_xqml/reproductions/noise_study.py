@@ -216,7 +216,9 @@ def settings(quick=False, seed=0):
         out += [Setting("default.mixed", p, None, zne, mixed(p, zne)) for p in P_VALUES]
         out += [Setting("default.mixed", 0.01, s, zne, mixed(0.01, zne)) for s in SHOTS[:2]]
         out += [Setting(FAKE_BACKEND, None, s, zne, aer(zne)) for s in SHOTS]
-        out.append(Setting(f"{FAKE_BACKEND} (no readout error)", None, SHOTS[-1], zne, aer(zne, False)))
+        out.append(
+            Setting(f"{FAKE_BACKEND} (no readout error)", None, SHOTS[-1], zne, aer(zne, False))
+        )
     return out
 
 

@@ -76,7 +76,11 @@ def _library_rows(model, split, background, classes, seed):
         explainer = shap.KernelExplainer(model.predict_proba, background)
         values = np.asarray(explainer.shap_values(split.X_test, nsamples=200, silent=True))
         # shap returns (n, d, classes) in recent versions, a list of (n, d) in older ones
-        values = values if values.ndim == 3 and values.shape[0] == len(classes) else np.moveaxis(values, 0, -1)
+        values = (
+            values
+            if values.ndim == 3 and values.shape[0] == len(classes)
+            else np.moveaxis(values, 0, -1)
+        )
         rows["shap.KernelExplainer"] = values[np.arange(len(classes)), :, classes]
     try:
         from lime.lime_tabular import LimeTabularExplainer  # pylint: disable=import-outside-toplevel
@@ -193,9 +197,13 @@ def run(output_dir="xqml_output", quick=False, progress=True):
             qnode, baselines="mean", baseline_data=split.X_train, method="gausslegendre", n_steps=32
         ),
         "Shapley (exact)": perturbation.shapley_values(qnode, background=background),
-        "KernelSHAP": perturbation.kernel_shap(qnode, background=background, n_samples=64, seed=seed),
+        "KernelSHAP": perturbation.kernel_shap(
+            qnode, background=background, n_samples=64, seed=seed
+        ),
         "LIME": perturbation.lime(qnode, n_samples=200, seed=seed),
-        "Ablation": perturbation.feature_ablation(qnode, baselines="mean", baseline_data=split.X_train),
+        "Ablation": perturbation.feature_ablation(
+            qnode, baselines="mean", baseline_data=split.X_train
+        ),
     }
     attributions, timings = {}, {}
     for name, explained in linear_methods.items():
@@ -204,7 +212,11 @@ def run(output_dir="xqml_output", quick=False, progress=True):
         timings[name] = time.perf_counter() - start
     start = time.perf_counter()
     qpert = qpert_mask(
-        qnode, background=split.X_train, head=class_probabilities, n_iter=200 if quick else 1000, seed=seed
+        qnode,
+        background=split.X_train,
+        head=class_probabilities,
+        n_iter=200 if quick else 1000,
+        seed=seed,
     )
     result = qpert.explain_batch(jnp.asarray(X), weights)
     attributions["QPert"] = np.asarray(result.saliency)
@@ -218,14 +230,22 @@ def run(output_dir="xqml_output", quick=False, progress=True):
 
     scores = {
         name: metrics.evaluate_insertion_deletion(
-            model.predict_proba, X, values, y=classes, X_background=split.X_train,
-            y_background=split.y_train, target=classes,
+            model.predict_proba,
+            X,
+            values,
+            y=classes,
+            X_background=split.X_train,
+            y_background=split.y_train,
+            target=classes,
         )
         for name, values in attributions.items()
     }
     table = format_table(scores)
     print(table)
-    print("explanation time for the 30 test instances: " + ", ".join(f"{m} {t:.1f} s" for m, t in timings.items()))
+    print(
+        "explanation time for the 30 test instances: "
+        + ", ".join(f"{m} {t:.1f} s" for m, t in timings.items())
+    )
     _figures(output_dir, attributions, scores, dict(result.history), split, classes)
     print(f"figures written to {output_dir}/qpert_iris_*.png")
     return {"accuracy": accuracy, "scores": scores, "attributions": attributions, "table": table}

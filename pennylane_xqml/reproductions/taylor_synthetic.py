@@ -80,7 +80,10 @@ def _figure(output_dir, x, truth, attributions, index):
     d = len(truth)
     # QLRP explains f(x) with no reference point and its relevances can be an order of magnitude
     # larger (cancelling), so it gets its own panel
-    series = {"ground truth": truth, **{m: a[index] for m, a in attributions.items() if m != "QLRP"}}
+    series = {
+        "ground truth": truth,
+        **{m: a[index] for m, a in attributions.items() if m != "QLRP"},
+    }
     width = 0.8 / len(series)
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1.4]})
     for j, (name, values) in enumerate(series.items()):

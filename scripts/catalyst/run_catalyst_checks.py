@@ -48,7 +48,10 @@ from pennylane_xqml.catalyst import qjit_explanation
 
 N = 3
 WIRES = list(range(N))
-WORDS = [(0.7, lambda wires: qml.Z(wires[0])), (0.4, lambda wires: qml.X(wires[1]) @ qml.Y(wires[2]))]
+WORDS = [
+    (0.7, lambda wires: qml.Z(wires[0])),
+    (0.4, lambda wires: qml.X(wires[1]) @ qml.Y(wires[2])),
+]
 TOLERANCE = 1e-10
 
 
@@ -188,15 +191,20 @@ def _grad_program(diff_method, per_word=False):
     qnode = qml.QNode(ANGLE_MODEL.func, ANGLE_MODEL.device, diff_method=diff_method)
     return qml.qjit(catalyst.grad(qnode, argnums=0))
 
+
 COALITIONS = np.array(list(itertools.product([0, 1], repeat=N)), dtype=float)
 SHAPLEY_WEIGHTS = np.zeros((N, len(COALITIONS)))  # phi = SHAPLEY_WEIGHTS @ v(coalitions)
 for _k, _z in enumerate(COALITIONS):
     _size = int(_z.sum())
     for _i in range(N):
         if _z[_i]:  # v(S ∪ i) with S = z \ i
-            SHAPLEY_WEIGHTS[_i, _k] += math.factorial(_size - 1) * math.factorial(N - _size) / math.factorial(N)
+            SHAPLEY_WEIGHTS[_i, _k] += (
+                math.factorial(_size - 1) * math.factorial(N - _size) / math.factorial(N)
+            )
         else:  # -v(S) with S = z
-            SHAPLEY_WEIGHTS[_i, _k] -= math.factorial(_size) * math.factorial(N - _size - 1) / math.factorial(N)
+            SHAPLEY_WEIGHTS[_i, _k] -= (
+                math.factorial(_size) * math.factorial(N - _size - 1) / math.factorial(N)
+            )
 
 
 @qml.qjit
@@ -242,7 +250,9 @@ def check(name, fn, args, package, reference):
         got, first, steady = timed(fn, *args)
     except Exception as error:  # noqa: BLE001 - the report is the point
         message = str(error).strip().splitlines()
-        ROWS.append((name, "FAILS", f"{type(error).__name__}: {' | '.join(message[:3])[:300]}", "", ""))
+        ROWS.append(
+            (name, "FAILS", f"{type(error).__name__}: {' | '.join(message[:3])[:300]}", "", "")
+        )
         return
     err_package = float(np.max(np.abs(got - np.asarray(package))))
     err_reference = float(np.max(np.abs(got - np.asarray(reference))))
@@ -262,7 +272,9 @@ def expect_failure(name, fn, args):
         detail = next((line for line in lines if "error:" in line), lines[0] if lines else "")
         ROWS.append((name, "fails (known)", f"{type(error).__name__}: {detail[:200]}", "", ""))
         return
-    ROWS.append((name, "RUNS NOW", "a documented limitation is gone: update docs/catalyst.md", "", ""))
+    ROWS.append(
+        (name, "RUNS NOW", "a documented limitation is gone: update docs/catalyst.md", "", "")
+    )
 
 
 def main():
@@ -282,13 +294,19 @@ def main():
     ig_angle_plain = xqml.integrated_gradients(ANGLE_MODEL, n_steps=8)  # lightning: "adjoint"
 
     amp, ang = (X_AMP, W), (X_ANG, W)
-    ig_ref, grad_ref, shapley_ref = exact_ig(*amp), autodiff_gradient(*ang), brute_force_shapley(*ang)
+    ig_ref, grad_ref, shapley_ref = (
+        exact_ig(*amp),
+        autodiff_gradient(*ang),
+        brute_force_shapley(*ang),
+    )
     ablation_ref = [float(REF_ANGLE(*ang) - REF_ANGLE(X_ANG * (1 - e), W)) for e in np.eye(N)]
     ig_angle_ref = xqml.integrated_gradients(REF_ANGLE, n_steps=8)(*ang)  # default.qubit backprop
 
     # 1. the transform itself under qml.qjit
     expect_failure("qml.qjit(integrated_gradients(qnode))", qml.qjit(ig), amp)
-    expect_failure("qml.qjit(lambda: saliency(qnode)(x, w))", qml.qjit(lambda x, w: saliency(x, w)), ang)
+    expect_failure(
+        "qml.qjit(lambda: saliency(qnode)(x, w))", qml.qjit(lambda x, w: saliency(x, w)), ang
+    )
 
     # package reference rows (jax.jit of the explanation, same process)
     for name, explained, args, ref in [
@@ -301,15 +319,29 @@ def main():
 
     # 2. hand-written Catalyst programs
     model_value = REF_ANGLE(*ang)
-    check("qjit model alone, expval(Sum)", qml.qjit(ANGLE_MODEL), ang, ANGLE_MODEL(*ang), model_value)
+    check(
+        "qjit model alone, expval(Sum)", qml.qjit(ANGLE_MODEL), ang, ANGLE_MODEL(*ang), model_value
+    )
     check("qjit model alone, expval per word", qml.qjit(lambda x, w: word_sum(angle_words(x, w))),
           ang, ANGLE_MODEL(*ang), model_value)  # fmt: skip
     check("qjit hand-written: exact IG (Hadamard tests)", qjit_exact_ig, amp, ig(*amp), ig_ref)
-    check("qjit hand-written: parameter-shift gradient", qjit_shift_gradient, ang, saliency(*ang), grad_ref)
+    check(
+        "qjit hand-written: parameter-shift gradient",
+        qjit_shift_gradient,
+        ang,
+        saliency(*ang),
+        grad_ref,
+    )
     for method in ("parameter-shift", "adjoint"):
         check(f"qjit catalyst.grad, {method}", _grad_program(method), ang, saliency(*ang), grad_ref)
     expect_failure("qjit catalyst.grad of a word sum", _grad_program("adjoint", per_word=True), ang)
-    check("qjit hand-written: feature ablation (vmap)", qjit_ablation, ang, ablation(*ang), ablation_ref)
+    check(
+        "qjit hand-written: feature ablation (vmap)",
+        qjit_ablation,
+        ang,
+        ablation(*ang),
+        ablation_ref,
+    )
     check("qjit hand-written: exact Shapley (vmap)", qjit_shapley, ang, shapley(*ang), shapley_ref)
 
     # 3. the generic route: the package's tapes executed as Catalyst QNodes
@@ -328,7 +360,15 @@ def main():
         ROWS.append(("route: angle IG, gradient=auto (adjoint)", "UNEXPECTEDLY RAN", "", "", ""))
         FAILURES.append("route refusal")
     except ValueError as error:
-        ROWS.append(("route: angle IG, gradient=auto (adjoint)", "refused (expected)", str(error)[:120], "", ""))
+        ROWS.append(
+            (
+                "route: angle IG, gradient=auto (adjoint)",
+                "refused (expected)",
+                str(error)[:120],
+                "",
+                "",
+            )
+        )
 
     # 4. the module's own docstring examples (they cannot run in the main environment)
     import doctest  # pylint: disable=import-outside-toplevel

@@ -1,0 +1,96 @@
+"""The contract every explanation follows: a :class:`Plan` of circuits plus post-processing.
+
+An explanation of one call is, as for PennyLane's gradient transforms, the tapes to run and a
+processing function that maps their results to the attribution. The processing function never
+executes anything. What the tapes cannot express, JAX autodiff through a simulator (the
+``"backprop"`` and ``"adjoint"`` rules), is listed as *simulator requests*: functions the
+executor calls next to the tapes, whose values the processing function receives too.
+
+Everything that runs explanations uses this contract and nothing else: calling an explained
+QNode (:func:`execute_plan`), :func:`~pennylane_xqml.cost_report`,
+:func:`~pennylane_xqml.explain_batch`, the Catalyst route, ``construct_batch`` and ``draw``.
+
+>>> import numpy as np, pennylane as qml, pennylane_xqml as xqml
+>>> dev = qml.device("default.qubit", wires=1)
+>>> @xqml.saliency(gradient="parameter-shift")
+... @qml.qnode(dev)
+... def model(x):
+...     qml.RY(x[0], wires=0)
+...     return qml.expval(qml.Z(0))
+>>> plan = model.plan(np.array([0.5]))
+>>> plan.method, plan.embedding, plan.rule, len(plan.tapes), len(plan.simulator_requests)
+('saliency', 'angle', 'parameter-shift', 2, 0)
+>>> results = qml.execute(plan.tapes, plan.device)
+>>> round(float(plan.processing_fn(results, ())[0]), 6)  # |-sin(0.5)|
+0.479426
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pennylane.measurements import DensityMatrixMP, StateMP
+
+from .execution import execute_batch
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One explanation, before anything runs.
+
+    Attributes:
+        method (str): the method's public name (``"integrated_gradients"``, ...).
+        embedding (str): how the input enters the circuit: ``"amplitude"`` (a leading
+            ``StatePrep``/``AmplitudeEmbedding``) or ``"angle"`` (gate parameters).
+        rule (str): the input-gradient rule the explanation uses (``"hadamard_all"``,
+            ``"parameter-shift"``, ``"adjoint"``, ``"backprop"``, ...).
+        tapes (tuple[QuantumScript]): the circuits, executed as one batch.
+        device: the device that runs them (the QNode's, or a copy with one more wire for the
+            Hadamard tests' ancilla).
+        diff_method (str | None): the differentiation method ``qml.execute`` gets, so that
+            explanations are differentiable with respect to the weights.
+        simulator_requests (tuple[Callable[[], object]]): computations that are not circuits:
+            JAX autodiff through the simulator. Empty for every rule that runs on hardware.
+        processing_fn (Callable): ``processing_fn(tape_results, simulator_values)`` is the
+            attribution (formatted as the explained QNode returns it). It executes nothing.
+    """
+
+    method: str
+    embedding: str
+    rule: str
+    tapes: tuple
+    device: object
+    diff_method: str | None
+    simulator_requests: tuple
+    processing_fn: Callable
+
+    @property
+    def n_circuits(self) -> int:
+        return len(self.tapes)
+
+    @property
+    def returns_states(self) -> bool:
+        """Whether a tape returns a state or density matrix (simulators only)."""
+        return any(
+            isinstance(m, (StateMP, DensityMatrixMP)) for t in self.tapes for m in t.measurements
+        )
+
+    @property
+    def simulator_only(self) -> bool:
+        """Whether the plan needs a simulator (state outputs or autodiff requests)."""
+        return bool(self.simulator_requests) or self.returns_states
+
+
+def execute_plan(plan: Plan, run_tapes: Callable[[Sequence, object], Sequence] | None = None):
+    """Run ``plan``: its tapes in one batch, then its simulator requests, then its processing.
+
+    ``run_tapes(tapes, device)`` replaces PennyLane's execution (the Catalyst route gives its
+    own); by default the tapes go through :func:`qml.execute` with the plan's ``diff_method``.
+    """
+    if run_tapes is None:
+        results = execute_batch(plan.tapes, plan.device, diff_method=plan.diff_method)
+    else:
+        results = run_tapes(plan.tapes, plan.device)
+    values = tuple(request() for request in plan.simulator_requests)
+    return plan.processing_fn(results, values)
