@@ -33,16 +33,30 @@ def tolerances(dtype) -> tuple[float, float]:
     return TOLERANCES[_bits(dtype)]
 
 
-def assert_close(actual, expected, dtype=None, rtol=None, atol=None):
+def assert_close(actual, expected, dtype=None, rtol=None, atol=None, *, rtol64=None, atol64=None):
     """Assert ``actual ≈ expected`` with tolerances chosen by ``dtype`` (default: the lower
     precision of ``actual`` and ``expected``). In float32 ``atol`` is relative to the largest
-    expected magnitude, so small components are compared on the vector's own scale."""
+    expected magnitude, so small components are compared on the vector's own scale.
+
+    ``rtol``/``atol`` replace the tolerances in every precision (for statistical bounds, say);
+    ``rtol64``/``atol64`` replace them in 64-bit only, so a check can be stricter than 1e-8 in
+    float64 and still follow the dtype in float32.
+
+    >>> assert_close(np.float64(1.0), 1.0 + 1e-9, rtol64=0, atol64=1e-12)
+    Traceback (most recent call last):
+    ...
+    AssertionError: ...
+    >>> assert_close(np.float32(1.0), 1.0 + 1e-9, rtol64=0, atol64=1e-12)  # float32: 1e-4 relative
+    """
     actual = np.asarray(qml.math.unwrap(actual))
     expected = np.asarray(qml.math.unwrap(expected))
     if dtype is None:
         kinds = [a.dtype for a in (actual, expected) if a.dtype.kind in "fc"]
         dtype = min(kinds, key=_bits) if kinds else np.float64
     default_rtol, default_atol = tolerances(dtype)
+    if _bits(dtype) == 64:
+        default_rtol = default_rtol if rtol64 is None else rtol64
+        default_atol = default_atol if atol64 is None else atol64
     if _bits(dtype) == 32 and expected.size:
         default_atol *= max(1.0, float(np.max(np.abs(expected))))
     np.testing.assert_allclose(
