@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .core import ModelCall, resolve_gradient
 from .data import bars_and_stripes, load_digits_pair
+from .inputs import enable_x64
 from .integrated_gradients import integrated_gradients
 from .models import AmplitudeClassifier
 
@@ -211,7 +212,7 @@ def run_demo(output_dir="xqml_output", quick=False, progress=True):
         rows = run_demo("/tmp/xqml_output", quick=True, progress=False)
         rows[0]["circuits_hadamard_all"]  # 1: one Hadamard test for PauliZ(0)
     """
-    jax.config.update("jax_enable_x64", True)
+    enable_x64()
     os.makedirs(output_dir, exist_ok=True)
     rows = []
     for spec in (_bars_and_stripes(quick), _digits(quick)):

@@ -20,6 +20,7 @@ class Saliency:
     """``|∂f/∂x|`` (or the signed gradient with ``abs=False``)."""
 
     public_name = "saliency"
+    has_convergence_delta = False
 
     def __init__(self, abs=True):  # pylint: disable=redefined-builtin
         if not isinstance(abs, bool):
@@ -42,6 +43,7 @@ class InputXGradient:
     """``x ⊙ ∂f/∂x`` (``Re(conj(a) ⊙ ∂f)`` for complex amplitudes)."""
 
     public_name = "input_x_gradient"
+    has_convergence_delta = False
 
     def build(self, engine, delta=False):
         _no_delta(delta, "input_x_gradient")
@@ -60,6 +62,7 @@ class SmoothGrad:
     """Gradients averaged over Gaussian perturbations of the input (Captum's NoiseTunnel)."""
 
     public_name = "smoothgrad"
+    has_convergence_delta = False
 
     def __init__(self, nt_type="smoothgrad", nt_samples=10, stdevs=0.1, seed=0):
         if nt_type not in NT_TYPES:

@@ -50,6 +50,16 @@ def x64_mode(enabled: bool):
     return context(enabled)
 
 
+def enable_x64() -> None:
+    """Turn JAX's 64-bit mode on for the rest of the process (the reproductions' and the demo's
+    entry points: their published numbers are float64). JAX's compilation caches are cleared
+    when the mode changes, so no executable compiled in float32 is handed float64 buffers."""
+    jax = _jax()
+    if not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)
+        jax.clear_caches()
+
+
 def is_jax_value(value) -> bool:
     """Whether ``value`` is a JAX array or tracer."""
     jax = _jax()

@@ -18,6 +18,7 @@ class IntegratedGradients:
     """The method object behind :func:`integrated_gradients` (validated hyper-parameters)."""
 
     public_name = "integrated_gradients"
+    has_convergence_delta = True
 
     def __init__(self, baselines=None, n_steps=50, method="auto", baseline_data=None):
         if method not in IG_METHODS:

@@ -163,6 +163,7 @@ class _Perturbation:
 
     public_name = "this method"
     efficient = False  # the Shapley family reports the efficiency gap as its delta
+    has_convergence_delta = False
 
     def __init__(self, feature_mask=None):
         self.feature_mask = _check_feature_mask(feature_mask)
@@ -201,6 +202,7 @@ class _Shapley(_Perturbation):
     """Shapley-family methods: references are background rows; efficiency gap as delta."""
 
     efficient = True
+    has_convergence_delta = True
 
     def __init__(self, background=None, baselines=None, feature_mask=None):
         super().__init__(feature_mask)
@@ -443,6 +445,7 @@ class RandomAttribution:
     """Seeded uniform scores in ``[0, 1)``: the random baseline of evaluation metrics."""
 
     public_name = "random_attribution"
+    has_convergence_delta = False
 
     def __init__(self, seed=0):
         _check_seed(seed)

@@ -152,6 +152,7 @@ class QLRP:
     """The method object behind :func:`qlrp` (validated hyper-parameters)."""
 
     public_name = "qlrp"
+    has_convergence_delta = True
 
     def __init__(self, rule="epsilon", epsilon=1e-9, alpha=1.0, beta=0.0):
         if rule not in QLRP_RULES:

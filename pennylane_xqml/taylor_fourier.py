@@ -209,6 +209,7 @@ class TaylorFourier:
     """The method object behind :func:`taylor_fourier` (validated hyper-parameters)."""
 
     public_name = "taylor_fourier"
+    has_convergence_delta = True
 
     def __init__(self, root=None, spectrum=None, root_steps=20, root_tol=1e-8):
         if root is None:

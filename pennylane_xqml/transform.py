@@ -17,6 +17,7 @@ Each method (integrated gradients, saliency, ...) is a :class:`pennylane.transfo
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -187,6 +188,37 @@ _KEYWORD_ONLY = (
 )
 
 
+_SHARED_DOC = """
+Options every method shares:
+    argnums (int or str): the QNode argument explained (its position or name; default 0).
+    target (int or None): the output explained when the QNode has several (Captum's name);
+        ``None`` explains every output.
+    gradient (str): the input-gradient rule: ``"auto"`` (default), ``"hadamard_all"``,
+        ``"hadamard"``, ``"adjoint"``, ``"backprop"`` or ``"parameter-shift"``.
+    ancilla: the wire of the Hadamard tests' ancilla (default: a free wire, or a new one).
+    return_stderr (bool): also return the shot standard errors (zeros when analytic).
+"""
+
+_DELTA_DOC = """    return_convergence_delta (bool): also return the completeness gap (Captum's name).
+"""
+
+
+def signature_of(method_class) -> inspect.Signature:
+    """The public signature of a method: ``(qnode=None, *, <its options>, <shared options>)``,
+    with every default, as ``help()`` and ``inspect.signature`` show it."""
+    own = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for name, p in inspect.signature(method_class).parameters.items()
+    ]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        for name, default in Options._field_defaults.items()
+        if name != "return_convergence_delta" or method_class.has_convergence_delta
+    ]
+    qnode = inspect.Parameter("qnode", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+    return inspect.Signature([qnode, *own, *shared])
+
+
 def attribution_transform(method_class, doc):
     """Make the ``qml.transform`` of an attribution method.
 
@@ -205,8 +237,12 @@ def attribution_transform(method_class, doc):
         split_options(method_class, dict(tkwargs))  # validate eagerly, before any circuit
         return (), tkwargs
 
-    tape_transform.__doc__ = doc
-    tape_transform.__name__ = tape_transform.__qualname__ = method_class.public_name
+    signature = signature_of(method_class)
+    name = method_class.public_name
+    shared_doc = _SHARED_DOC + (_DELTA_DOC if method_class.has_convergence_delta else "")
+    tape_transform.__doc__ = f"{name}{signature}\n\n{doc}{shared_doc}"
+    tape_transform.__name__ = tape_transform.__qualname__ = name
+    tape_transform.__signature__ = signature
     transform = qml.transform(tape_transform, setup_inputs=setup_inputs)
 
     @transform.register

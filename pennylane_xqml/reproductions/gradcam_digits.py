@@ -36,6 +36,7 @@ import numpy as np
 from .. import metrics
 from ..gradcam import grad_cam
 from ..hybrid import HybridCNNVQC, load_digits_images
+from ..inputs import enable_x64
 
 
 def _figure(output_dir, images, labels, predicted, second, cam_pred, cam_second, logits):
@@ -94,7 +95,7 @@ def run(output_dir="xqml_output", quick=False, progress=True, n_grid=8):
         grid's ``images``, ``predicted``, ``second``, ``logits``, ``cam_predicted``,
         ``cam_second``, ``figure`` (path), ``table`` and ``timings``.
     """
-    jax.config.update("jax_enable_x64", True)
+    enable_x64()
     os.makedirs(output_dir, exist_ok=True)
     timings = {}
     X_train, X_test, y_train, y_test = load_digits_images(4, seed=0)

@@ -51,7 +51,6 @@ import os
 import time
 from typing import NamedTuple
 
-import jax
 import numpy as np
 import pennylane as qml
 
@@ -64,6 +63,7 @@ from .. import (
     shapley_values,
     taylor_fourier,
 )
+from ..inputs import enable_x64
 from ..noise import ZNE, depolarizing_device, fake_backend_device, on_device
 from ..synthetic import FourierPQC, SyntheticTask
 
@@ -252,7 +252,7 @@ def _explain_all(explain, case):
 
 def run(output_dir="xqml_output", quick=False, progress=True):
     """Run the study; returns ``{"rows", "table", "references", "csv", "json", "figure"}``."""
-    jax.config.update("jax_enable_x64", True)
+    enable_x64()
     os.makedirs(output_dir, exist_ok=True)
     n_instances = 2 if quick else 4
     cases = {"amplitude": amplitude_case(n_instances), "angle": angle_case(n_instances)}

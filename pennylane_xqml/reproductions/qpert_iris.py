@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import integrated_gradients, metrics, perturbation
+from ..inputs import enable_x64
 from ..iris import CLASS_MAP, IrisQCL, class_probabilities, load_iris_split
 from ..qpert import qpert_mask
 
@@ -176,7 +177,7 @@ def run(output_dir="xqml_output", quick=False, progress=True):
 
     ``quick=True`` uses fewer QPert iterations and a smaller background (for tests).
     """
-    jax.config.update("jax_enable_x64", True)
+    enable_x64()
     os.makedirs(output_dir, exist_ok=True)
     seed = 0
     split = load_iris_split(seed)

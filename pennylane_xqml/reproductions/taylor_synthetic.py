@@ -42,6 +42,7 @@ from .. import (
     saliency,
     taylor_fourier,
 )
+from ..inputs import enable_x64
 from ..synthetic import FourierPQC, SyntheticTask
 
 METHODS = ("Taylor-Fourier", "QLRP", "IG", "Saliency x (x - root)", "Shapley (exact)")
@@ -107,7 +108,7 @@ def _figure(output_dir, x, truth, attributions, index):
 def run(output_dir="xqml_output", quick=False, progress=True):
     """Run the comparison; returns ``{"table", "rows", "attributions", "truth", "root", "X",
     "model", "task", "mse"}``. ``quick=True``: 8 instances and 300 training steps (tests)."""
-    jax.config.update("jax_enable_x64", True)
+    enable_x64()
     os.makedirs(output_dir, exist_ok=True)
     task = SyntheticTask(d=4)
     X_train, y_train = task.data(200, seed=0)
