@@ -27,13 +27,9 @@ from jax.sharding import Mesh, PartitionSpec
 from tqdm.auto import tqdm
 
 from .transform import ExplainedQNode
+from .validation import check_positive_int, is_int
 
 BATCH_AXIS = "batch"
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def _simulated_in_xla(explainer):
@@ -64,7 +60,7 @@ def _resolve_devices(devices, explainer):
             )
     if devices is None:
         return available
-    if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+    if is_int(devices):
         if not 1 <= devices <= len(available):
             raise ValueError(
                 f"devices={devices} must be between 1 and the {len(available)} JAX device(s) "
@@ -176,9 +172,9 @@ def explain_batch(
     """
     if argnums is None:
         argnums = explainer.options.argnums if isinstance(explainer, ExplainedQNode) else 0
-    if isinstance(argnums, bool) or not isinstance(argnums, (int, np.integer)):
+    if not is_int(argnums):
         raise TypeError(f"argnums must be one int (the batched argument), got {argnums!r}.")
-    _check_positive_int(internal_batch_size, "internal_batch_size")
+    check_positive_int(internal_batch_size, "internal_batch_size")
     if not callable(explainer):
         raise TypeError(f"explainer must be callable, got {type(explainer).__name__}.")
     devices = _resolve_devices(devices, explainer)

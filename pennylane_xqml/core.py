@@ -32,6 +32,7 @@ from .estimation import estimate_outputs
 from .execution import ANCILLA_LABEL, ancilla_and_device, execute_batch, shots_of
 from .inputs import InputTraceError, eager, is_jax_value, trace_input
 from .plan import Plan
+from .validation import check_finite, leaves
 
 GRADIENT_RULES = ("auto", "hadamard_all", "hadamard", "adjoint", "backprop", "parameter-shift")
 _STATE_SIMULATORS = ("default.qubit", "lightning.qubit", "lightning.kokkos", "lightning.gpu")
@@ -72,17 +73,6 @@ class TapeBatch:
 # ---------------------------------------------------------------------------------------------
 # a traced call of the model
 # ---------------------------------------------------------------------------------------------
-
-
-def check_finite(x, name):
-    """Raise when concrete ``x`` is not numeric or holds NaN/inf (tracers are not checked)."""
-    if qml.math.is_abstract(x):
-        return
-    values = np.asarray(qml.math.unwrap(x))
-    if not np.issubdtype(values.dtype, np.number):
-        raise TypeError(f"{name} must be numeric, got dtype {values.dtype}.")
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} contains NaN or inf; attributions need finite values.")
 
 
 _SUPPORTED_INTERFACES = ("numpy", "autograd", "jax")
@@ -347,14 +337,6 @@ def _differentiated(args, argnum):
     """Whether a non-input argument is being differentiated by JAX right now (eager grad)."""
     flat = [leaf for i, a in enumerate(args) if i != argnum for leaf in leaves(a)]
     return any(type(leaf).__name__ in ("JVPTracer", "LinearizeTracer") for leaf in flat)
-
-
-def leaves(value):
-    try:
-        import jax  # pylint: disable=import-outside-toplevel
-    except ImportError:  # pragma: no cover
-        return [value]
-    return jax.tree_util.tree_leaves(value)
 
 
 def _norm(v):

@@ -81,6 +81,8 @@ import numpy as np
 import pennylane as qml
 from pennylane.measurements import ExpectationMP, ProbabilityMP
 
+from .validation import is_real
+
 _RANDOM_RESULT_SETS = 3  # result sets at which the variance bound is evaluated (linearity check)
 
 
@@ -184,12 +186,7 @@ class CostReport:
 
 
 def _check_positive(value, name):
-    if (
-        not isinstance(value, (int, float, np.integer, np.floating))
-        or isinstance(value, bool)
-        or not np.isfinite(value)
-        or value <= 0
-    ):
+    if not is_real(value) or not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pennylane as qml
 
+from .validation import is_tracer
+
 ANCILLA_LABEL = "xqml_ancilla"
 
 
@@ -53,18 +55,10 @@ def shots_of(tape):
     return shots.total_shots
 
 
-def _is_jax_tracer(value):
-    try:
-        import jax  # pylint: disable=import-outside-toplevel
-    except ImportError:  # pragma: no cover - jax is a dependency
-        return False
-    return isinstance(value, jax.core.Tracer)
-
-
 def resolve_interface(tapes, interface):
     """``jax-jit`` whenever a parameter is a JAX tracer (jit *or* vmap), else ``interface``."""
     if interface in ("jax", "auto") and any(
-        _is_jax_tracer(p) for tape in tapes for p in tape.get_parameters(trainable_only=False)
+        is_tracer(p) for tape in tapes for p in tape.get_parameters(trainable_only=False)
     ):
         return "jax-jit"
     return interface

@@ -52,6 +52,7 @@ from .cost import check_cost_options, gate_counts, make_report, random_results
 from .encodings import flatten_outputs, input_parameter_indices, output_sentences
 from .execution import shots_of
 from .plan import Plan, execute_plan
+from .validation import check_bool, is_tracer
 
 __all__ = ["CAMWeights", "GradCAM", "grad_cam", "grad_cam_cost"]
 
@@ -81,16 +82,12 @@ class CAMWeights(NamedTuple):
     target: object
 
 
-def _is_tracer(value):
-    return isinstance(value, jax.core.Tracer)
-
-
 def _concrete(tapes):
     """Outside any JAX transformation, the tapes with NumPy parameters: the explanation is not
     differentiated, and NumPy simulation avoids JAX's per-operation dispatch (~30x faster on
     default.qubit). Traced tapes (jit, vmap, grad) are returned unchanged."""
     params = [tape.get_parameters(trainable_only=False) for tape in tapes]
-    if any(_is_tracer(p) for ps in params for p in ps):
+    if any(is_tracer(p) for ps in params for p in ps):
         return tapes
     return [
         tape.bind_new_parameters([np.asarray(p) for p in ps], list(range(len(ps))))
@@ -178,9 +175,8 @@ class GradCAM:
                 f'shots={model.shots}. Use gradient="parameter-shift" (which also gives standard '
                 "errors) or model.with_shots(None)."
             )
-        for name, flag in (("upsample", upsample), ("return_stderr", return_stderr)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool; got {flag!r}.")
+        check_bool(upsample, "upsample")
+        check_bool(return_stderr, "return_stderr")
         self.model, self.layer, self.gradient = model, layer, gradient
         self.upsample, self.return_stderr = upsample, return_stderr
         self.target = self._check_target(target)
@@ -190,7 +186,7 @@ class GradCAM:
 
     def _check_target(self, target, n_images=None):
         n_classes = self.model.n_classes
-        if target is None or _is_tracer(target):
+        if target is None or is_tracer(target):
             return target
         if isinstance(target, (bool, np.bool_)):
             raise TypeError(

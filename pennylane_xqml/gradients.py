@@ -8,6 +8,7 @@ import pennylane as qml
 from .core import Attribution
 from .encodings import is_complex
 from .transform import attribution_transform
+from .validation import check_bool, check_positive_int
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
@@ -23,8 +24,7 @@ class Saliency:
     has_convergence_delta = False
 
     def __init__(self, abs=True):  # pylint: disable=redefined-builtin
-        if not isinstance(abs, bool):
-            raise TypeError(f"abs must be a bool, got {abs!r}.")
+        check_bool(abs, "abs")
         self.abs = abs
 
     def build(self, engine, delta=False):
@@ -67,12 +67,7 @@ class SmoothGrad:
     def __init__(self, nt_type="smoothgrad", nt_samples=10, stdevs=0.1, seed=0):
         if nt_type not in NT_TYPES:
             raise ValueError(f"Unknown nt_type={nt_type!r}; expected one of {NT_TYPES}.")
-        if (
-            not isinstance(nt_samples, (int, np.integer))
-            or isinstance(nt_samples, bool)
-            or nt_samples < 1
-        ):
-            raise ValueError(f"nt_samples must be an integer >= 1, got {nt_samples!r}.")
+        check_positive_int(nt_samples, "nt_samples")
         if not np.isscalar(stdevs) or not np.isfinite(stdevs) or stdevs < 0:
             raise ValueError(f"stdevs must be a finite number >= 0, got {stdevs!r}.")
         self.nt_type, self.nt_samples, self.stdevs, self.seed = nt_type, nt_samples, stdevs, seed

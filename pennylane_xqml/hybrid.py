@@ -51,6 +51,8 @@ import numpy as np
 import optax
 import pennylane as qml
 
+from .validation import check_positive_int
+
 __all__ = ["HybridCNNVQC", "load_digits_images"]
 
 LAYERS = ("conv1", "conv2")
@@ -163,8 +165,7 @@ class HybridCNNVQC:
     ):
         for name, value in (("n_classes", n_classes), ("n_channels", n_channels), ("n_qubits", n_qubits),
                             ("n_layers", n_layers), ("n_hidden", n_hidden)):  # fmt: skip
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+            check_positive_int(value, name)
         if n_classes < 2:
             raise ValueError(f"n_classes must be at least 2; got {n_classes}.")
         if n_channels != n_qubits:

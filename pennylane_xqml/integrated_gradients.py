@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pennylane as qml
 
 from .baselines import resolve_baseline
-from .core import Attribution, check_finite, safe_unit
+from .core import Attribution, safe_unit
 from .encodings import conj
 from .quadrature import METHODS, path_points
 from .transform import attribution_transform
+from .validation import check_finite, check_positive_int
 
 IG_METHODS = ("auto", "exact") + METHODS
 
@@ -25,8 +25,8 @@ class IntegratedGradients:
             raise ValueError(f"Unknown method={method!r}; expected one of {IG_METHODS}.")
         if method not in ("auto", "exact"):
             path_points(method, n_steps)  # validates n_steps
-        elif not isinstance(n_steps, (int, np.integer)) or isinstance(n_steps, bool) or n_steps < 1:
-            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}.")
+        else:
+            check_positive_int(n_steps, "n_steps")
         if isinstance(baselines, str) and baselines != "mean":
             raise ValueError(f'Unknown baselines={baselines!r}; use a scalar, an array or "mean".')
         self.baselines, self.baseline_data = baselines, baseline_data

@@ -21,6 +21,8 @@ import itertools
 
 import numpy as np
 
+from .validation import check_positive_int
+
 __all__ = [
     "completeness_delta",
     "evaluate_insertion_deletion",
@@ -67,12 +69,6 @@ def _same_shape(a, b, name_a, name_b):
         )
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer (>= 1); got {value!r}.")
-    return int(value)
-
-
 def _call(predict, batch, name="predict"):
     """``predict(batch)`` as a float array of shape ``(n,)`` or ``(n, n_outputs)``."""
     out = np.asarray(predict(batch), dtype=np.float64)
@@ -116,7 +112,7 @@ def _baseline_like(baseline, x, name="baseline"):
 
 
 def _steps(d, n_steps):
-    n_steps = d if n_steps is None else _positive_int(n_steps, "n_steps")
+    n_steps = d if n_steps is None else check_positive_int(n_steps, "n_steps")
     if n_steps > d:
         raise ValueError(f"n_steps must be at most the number of features ({d}); got {n_steps}.")
     counts = np.round(np.linspace(0, d, n_steps + 1)).astype(np.int64)
@@ -449,7 +445,7 @@ def infidelity(
     x = _array(x, "x")
     attributions = _array(attributions, "attributions")
     _same_shape(attributions, x, "attributions", "x")
-    n = _positive_int(n_perturb_samples, "n_perturb_samples")
+    n = check_positive_int(n_perturb_samples, "n_perturb_samples")
     rng = np.random.default_rng(seed)
     if callable(perturbation):
         I = _array(perturbation(rng, x, n), "perturbation(rng, x, n_perturb_samples)")
@@ -491,7 +487,7 @@ def sensitivity_max(explain, x, radius=0.02, n_samples=10, seed=0):
     True
     """
     x = _array(x, "x")
-    n = _positive_int(n_samples, "n_samples")
+    n = check_positive_int(n_samples, "n_samples")
     if not radius >= 0:
         raise ValueError(f"radius must be non-negative; got {radius}.")
     reference = _array(explain(x), "explain(x)")
@@ -651,7 +647,7 @@ def method_agreement(a, b, k=None, absolute=True, batch=False):
     if not batch:
         a, b = a[None], b[None]
     d = int(np.prod(a.shape[1:]))
-    k = -(-d // 4) if k is None else _positive_int(k, "k")
+    k = -(-d // 4) if k is None else check_positive_int(k, "k")
     if k > d:
         raise ValueError(f"k must be at most the number of features ({d}); got {k}.")
     rho = np.mean([spearman(u, v) for u, v in zip(a, b)])

@@ -57,6 +57,8 @@ from dataclasses import dataclass
 import numpy as np
 import pennylane as qml
 
+from .validation import check_bool, is_int, is_real
+
 __all__ = [
     "DEFAULT_FAKE_BACKEND",
     "EXTRAPOLATIONS",
@@ -165,7 +167,7 @@ class ZNE:
         valid = (
             isinstance(factors, (list, tuple, np.ndarray))
             and len(factors) >= 2
-            and all(isinstance(s, numbers.Real) and not isinstance(s, bool) for s in factors)
+            and all(is_real(s) for s in factors)
             and all(np.isfinite(s) and s >= 1 for s in factors)
             and len({float(s) for s in factors}) == len(factors)
         )
@@ -235,7 +237,7 @@ def depolarizing_noise_model(p):
 
 
 def _check_probability(p):
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+    if not is_real(p) or not 0 <= p <= 1:
         raise ValueError(f"p must be a probability in [0, 1], got {p!r}.")
     return float(p)
 
@@ -316,10 +318,8 @@ def fake_backend_device(
     _check_zne(zne)
     if optimization_level not in (0, 1, 2, 3) or isinstance(optimization_level, bool):
         raise ValueError(f"optimization_level must be 0, 1, 2 or 3, got {optimization_level!r}.")
-    if not isinstance(readout_error, bool):
-        raise TypeError(f"readout_error must be True or False, got {readout_error!r}.")
-    if not isinstance(noise, bool):
-        raise TypeError(f"noise must be True or False, got {noise!r}.")
+    check_bool(readout_error, "readout_error")
+    check_bool(noise, "noise")
     snapshot = _fake_backend(backend)
     if _n_wires(wires) > snapshot.num_qubits:
         raise ValueError(
@@ -362,8 +362,6 @@ def on_device(qnode, device, shots=None):
         raise TypeError(f"on_device copies a qml.QNode, got {type(qnode).__name__}.")
     if not isinstance(device, qml.devices.Device):
         raise TypeError(f"device must be a PennyLane device, got {type(device).__name__}.")
-    if shots is not None and (
-        isinstance(shots, bool) or not isinstance(shots, numbers.Integral) or shots < 1
-    ):
+    if shots is not None and (not is_int(shots) or shots < 1):
         raise ValueError(f"shots must be None (analytic) or a positive int, got {shots!r}.")
     return qml.set_shots(qnode.update(device=device), shots=shots)

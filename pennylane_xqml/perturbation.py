@@ -34,8 +34,9 @@ import numpy as np
 import pennylane as qml
 
 from .baselines import resolve_baseline
-from .core import Attribution, check_finite
+from .core import Attribution
 from .transform import attribution_transform
+from .validation import check_bool, check_finite, check_positive_int, check_seed
 
 MAX_EXACT_GROUPS = 12
 DISTANCE_MODES = ("cosine", "euclidean")
@@ -44,16 +45,6 @@ DISTANCE_MODES = ("cosine", "euclidean")
 # ---------------------------------------------------------------------------------------------
 # validation (everything here raises before any circuit runs)
 # ---------------------------------------------------------------------------------------------
-
-
-def _check_count(value, name):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-
-
-def _check_seed(seed):
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int (explanations are reproducible), got {seed!r}.")
 
 
 def _check_feature_mask(feature_mask):
@@ -290,10 +281,9 @@ class ShapleyValueSampling(_Shapley):
     def __init__(self, background=None, baselines=None, n_samples=25, seed=0, antithetic=False,
                  feature_mask=None):  # fmt: skip
         super().__init__(background, baselines, feature_mask)
-        _check_count(n_samples, "n_samples")
-        _check_seed(seed)
-        if not isinstance(antithetic, bool):
-            raise TypeError(f"antithetic must be a bool, got {antithetic!r}.")
+        check_positive_int(n_samples, "n_samples")
+        check_seed(seed)
+        check_bool(antithetic, "antithetic")
         self.n_samples, self.seed, self.antithetic = n_samples, seed, antithetic
 
     def permutations(self, n_groups):
@@ -353,8 +343,8 @@ class KernelShap(_Shapley):
 
     def __init__(self, background=None, baselines=None, n_samples=128, seed=0, feature_mask=None):
         super().__init__(background, baselines, feature_mask)
-        _check_count(n_samples, "n_samples")
-        _check_seed(seed)
+        check_positive_int(n_samples, "n_samples")
+        check_seed(seed)
         self.n_samples, self.seed = n_samples, seed
 
     def coalitions(self, n_groups):
@@ -403,8 +393,8 @@ class Lime(_Perturbation):
     def __init__(self, n_samples=50, kernel_width=1.0, distance_mode="cosine", alpha=0.0,
                  baselines=0.0, baseline_data=None, seed=0, feature_mask=None):  # fmt: skip
         super().__init__(feature_mask)
-        _check_count(n_samples, "n_samples")
-        _check_seed(seed)
+        check_positive_int(n_samples, "n_samples")
+        check_seed(seed)
         if not np.isscalar(kernel_width) or not np.isfinite(kernel_width) or kernel_width <= 0:
             raise ValueError(f"kernel_width must be a finite number > 0, got {kernel_width!r}.")
         if distance_mode not in DISTANCE_MODES:
@@ -448,7 +438,7 @@ class RandomAttribution:
     has_convergence_delta = False
 
     def __init__(self, seed=0):
-        _check_seed(seed)
+        check_seed(seed)
         self.seed = seed
 
     def build(self, engine, delta=False):

@@ -65,6 +65,7 @@ from tqdm.auto import tqdm
 from .cost import QPertCost, check_cost_options, gate_counts, measurement_groups
 from .encodings import input_parameter_indices
 from .execution import resolve_interface, shots_of
+from .validation import check_positive_int, is_int, is_real
 
 __all__ = [
     "DEFAULT_COEFFICIENTS",
@@ -507,19 +508,8 @@ def _explain_instance(theta0, x, backgrounds, weights, coefficients, problem):
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_positive_int(value, name):
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}.")
-
-
 def _check_number(value, name, positive=False):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+    if not is_real(value):
         raise TypeError(f"{name} must be a real number, got {value!r}.")
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
@@ -566,7 +556,7 @@ def resolve_schedule(schedule=None, n_iter=1000):
         return resolved
     _check_names(schedule, "schedule")
     for name, start in schedule.items():
-        if not _is_int(start):
+        if not is_int(start):
             raise TypeError(f"schedule[{name!r}] must be an int iteration, got {start!r}.")
         if start < 0:
             raise ValueError(f"schedule[{name!r}] must be >= 0, got {start}.")
@@ -626,14 +616,14 @@ def _validate(**kw):
         raise ValueError(f"Unknown mode={mode!r}; expected one of {MODES}.")
     if fidelity not in FIDELITY_OPTIONS:
         raise ValueError(f"Unknown fidelity={fidelity!r}; expected one of {FIDELITY_OPTIONS}.")
-    _check_positive_int(kw["n_iter"], "n_iter")
-    _check_positive_int(kw["n_masks"], "n_masks")
+    check_positive_int(kw["n_iter"], "n_iter")
+    check_positive_int(kw["n_masks"], "n_masks")
     target = kw["target"]
-    if target is not None and not _is_int(target):
+    if target is not None and not is_int(target):
         raise TypeError(f"target must be an int class index or None, got {target!r}.")
-    if not _is_int(kw["seed"]):
+    if not is_int(kw["seed"]):
         raise TypeError(f"seed must be an int, got {kw['seed']!r}.")
-    if not _is_int(kw["argnums"]) or kw["argnums"] < 0:
+    if not is_int(kw["argnums"]) or kw["argnums"] < 0:
         raise TypeError(
             f"argnums must be one int >= 0 (the input argument), got {kw['argnums']!r}."
         )
@@ -1138,8 +1128,8 @@ def hyperparameter_search(
     >>> len(table), best["l1"]
     (2, 0.05)
     """
-    _check_positive_int(n_trials, "n_trials")
-    if not _is_int(seed):
+    check_positive_int(n_trials, "n_trials")
+    if not is_int(seed):
         raise TypeError(f"seed must be an int, got {seed!r}.")
     values = _check_grid(grid)
     changes = dict(options)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .validation import check_positive_int
+
 METHODS = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 
 
@@ -16,8 +18,7 @@ def path_points(method: str, n_steps: int):
     """
     if method not in METHODS:
         raise ValueError(f"Unknown integration method {method!r}; expected one of {METHODS}.")
-    if not isinstance(n_steps, (int, np.integer)) or isinstance(n_steps, bool) or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}.")
+    check_positive_int(n_steps, "n_steps")
     if method == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(n_steps)
         return (nodes + 1) / 2, weights / 2

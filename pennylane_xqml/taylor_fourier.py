@@ -41,11 +41,12 @@ import numpy as np
 import pennylane as qml
 
 from . import angle_gradient
-from .core import Attribution, Engine, check_finite, leaves
+from .core import Attribution, Engine
 from .encodings import random_like
 from .inputs import eager
 from .plan import execute_plan
 from .transform import attribution_transform
+from .validation import check_finite, check_positive_int, is_int, leaves
 
 ROOT_MODES = ("search",)
 _SLOPE_ATOL = 1e-9
@@ -71,7 +72,7 @@ def _validate_spectrum(spectrum):
     if isinstance(spectrum, Mapping):
         out = {}
         for key, freqs in spectrum.items():
-            if not isinstance(key, (int, np.integer)) or isinstance(key, bool) or key < 0:
+            if not is_int(key) or key < 0:
                 raise TypeError(f"spectrum keys are flat feature indices (ints >= 0), got {key!r}.")
             out[int(key)] = _check_frequencies(freqs, f"[{key}]")
         return out
@@ -221,12 +222,7 @@ class TaylorFourier:
             if isinstance(root, (list, tuple)) or np.isscalar(root):
                 root = np.asarray(root, dtype=float)
             check_finite(root, "The root")
-        if (
-            not isinstance(root_steps, (int, np.integer))
-            or isinstance(root_steps, bool)
-            or root_steps < 1
-        ):
-            raise ValueError(f"root_steps must be an integer >= 1, got {root_steps!r}.")
+        check_positive_int(root_steps, "root_steps")
         if not np.isscalar(root_tol) or not np.isfinite(root_tol) or root_tol <= 0:
             raise ValueError(f"root_tol must be a finite number > 0, got {root_tol!r}.")
         self.root, self.root_steps, self.root_tol = root, int(root_steps), float(root_tol)

@@ -21,7 +21,6 @@ import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
-import numpy as np
 import pennylane as qml
 from pennylane.transforms.core import Transform
 
@@ -30,6 +29,7 @@ from .cost import cost_report
 from .encodings import find_amplitude_encoding, output_sentences
 from .execution import shots_of
 from .plan import Plan, execute_plan
+from .validation import is_int
 
 
 class Options(NamedTuple):
@@ -48,15 +48,13 @@ def split_options(method_class, options):
     common = {k: options.pop(k) for k in Options._fields if k in options}
     shared = Options(**common)
     argnums = shared.argnums
-    if not isinstance(argnums, (int, np.integer, str)) or isinstance(argnums, bool):
+    if not (is_int(argnums) or isinstance(argnums, str)):
         raise TypeError(
             f"argnums must be one int or argument name (the input argument), got {argnums!r}."
         )
     if shared.gradient not in GRADIENT_RULES:
         raise ValueError(f"Unknown gradient={shared.gradient!r}; expected one of {GRADIENT_RULES}.")
-    if shared.target is not None and (
-        not isinstance(shared.target, (int, np.integer)) or isinstance(shared.target, bool)
-    ):
+    if shared.target is not None and not is_int(shared.target):
         raise TypeError(f"target must be an int or None, got {shared.target!r}.")
     return method_class(**options), shared
 
