@@ -89,27 +89,57 @@ def _format(call, result, options):
     return out[0] if len(out) == 1 else out
 
 
-class ExplainedQNode:
+_NOT_ONE_CIRCUIT = (
+    "An explanation is not one circuit, so PennyLane's circuit views ({name}) do not apply to "
+    "it: use explained.draw(*args), explained.construct_batch(*args) or explained.plan(*args) "
+    "for the explanation's circuits, or apply them to explained.qnode for the model's."
+)
+_CIRCUIT_VIEWS = frozenset({"func", "compile_pipeline", "transform_program", "construct"})
+
+
+class ExplainedQNode(qml.QNode):
     """A QNode wrapped by an attribution method: call it like the QNode to get attributions.
 
     Returns the attribution (shape of the input, or ``(n_outputs, *shape)`` when the QNode has
     several outputs and no ``target`` is set); with ``return_convergence_delta=True`` the tuple
     ``(attributions, delta)``; with ``return_stderr=True`` the standard errors are appended:
     ``(attributions, stderr)`` or ``(attributions, delta, stderr)`` (zeros on analytic devices).
-    Attributes it does not define (``device``, ``interface``, ``diff_method``, ...) are the
-    QNode's.
+
+    **What an explained QNode is** (see CONTRIBUTING.md): a wrapper that is a ``qml.QNode`` for
+    PennyLane's QNode-level operations, and whose calls run a :class:`~.plan.Plan`:
+
+    * ``qml.set_shots(explained, n)``, ``explained.update_shots(n)`` and
+      ``explained.update(device=...)`` give the explanation of the updated QNode;
+    * PennyLane transforms applied to it (``qml.transforms.merge_rotations(explained)``) act on
+      the QNode it explains, so compilation passes compose in either order;
+    * ``qml.draw``, ``qml.specs`` and ``qml.workflow.construct_batch`` refuse it with a message:
+      an explanation is a batch of circuits, shown by :meth:`draw`, :meth:`construct_batch`
+      and :meth:`plan`.
+
+    Other attributes (``device``, ``interface``, ``diff_method``, ...) are the QNode's.
     """
 
-    def __init__(self, qnode, method, options: Options):
+    # A wrapper: QNode.__init__ is deliberately not called; the QNode's state is self.qnode's.
+    def __init__(self, qnode, method, options: Options):  # pylint: disable=super-init-not-called
+        if isinstance(qnode, ExplainedQNode):
+            raise TypeError(
+                f"{method.public_name} explains a model, and this QNode is already an "
+                f"explanation ({qnode.method.public_name}); explain explained.qnode instead."
+            )
         if not isinstance(qnode, qml.QNode):
             raise TypeError(f"Attribution decorators wrap a qml.QNode, got {type(qnode).__name__}.")
         self.qnode, self.method, self.options = qnode, method, options
         functools.update_wrapper(self, qnode, updated=())
 
     def __getattr__(self, name):
-        if name == "qnode":  # not yet set (e.g. during unpickling)
+        if name in ("qnode", "method", "options"):  # not yet set (e.g. during unpickling)
             raise AttributeError(name)
+        if name in _CIRCUIT_VIEWS:
+            raise AttributeError(_NOT_ONE_CIRCUIT.format(name=name))
         return getattr(self.qnode, name)
+
+    def __repr__(self):
+        return f"<ExplainedQNode: {self.method.public_name} of {self.qnode!r}>"
 
     def plan(self, *args, **kwargs) -> Plan:
         """The :class:`~.plan.Plan` of the explanation of ``qnode(*args, **kwargs)``: its
@@ -130,10 +160,13 @@ class ExplainedQNode:
         """Circuits, gates and shots of one explanation, before it runs (see :mod:`.cost`)."""
         return cost_report(self, *args, target_stderr=target_stderr, gate_set=gate_set, **kwargs)
 
+    def update(self, **kwargs):
+        """This explanation of ``self.qnode.update(**kwargs)`` (a new device, diff_method...)."""
+        return ExplainedQNode(self.qnode.update(**kwargs), self.method, self.options)
+
     def update_shots(self, shots):
-        """This explanation of the QNode with its shots replaced (``qml.set_shots`` accepts
-        QNodes only: use ``explained.update_shots(n)``, or explain ``qml.set_shots(qnode,
-        shots=n)``)."""
+        """This explanation of the QNode with its shots replaced (also
+        ``qml.set_shots(explained, shots=n)``)."""
         return ExplainedQNode(self.qnode.update_shots(shots), self.method, self.options)
 
     def __call__(self, *args, **kwargs):

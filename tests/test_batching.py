@@ -53,9 +53,9 @@ def test_chunks_match_per_row_explanations():
     assert isinstance(values, np.ndarray)
     for x, v, d in zip(X_AMP, values, deltas):
         expected, expected_delta = explained(x, WEIGHTS)  # eager, NumPy input: no jit, no vmap
-        np.testing.assert_allclose(v, expected, atol=1e-12)
-        np.testing.assert_allclose(d, expected_delta, atol=1e-12)
-    assert np.abs(deltas).max() < 1e-10  # completeness holds for every row
+        assert_close(v, expected, rtol64=1e-7, atol64=1e-12)
+        assert_close(d, expected_delta, rtol64=1e-7, atol64=1e-12)
+    assert_close(deltas, 0.0, atol64=1e-10)  # completeness holds for every row
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def unchunked():
 def test_chunk_size_does_not_change_results(size, unchunked):
     explained, reference = unchunked
     values, _ = xqml.explain_batch(explained, X_AMP, WEIGHTS, internal_batch_size=size)
-    np.testing.assert_allclose(values, reference, atol=1e-12, rtol=0)
+    assert_close(values, reference, rtol64=0, atol64=1e-12)
 
 
 def test_angle_model_batched_over_its_argnums():
@@ -77,14 +77,15 @@ def test_angle_model_batched_over_its_argnums():
     assert values.shape == (9, 2)
     model = explained.qnode
     for x, v in zip(X_ANGLE, values):  # independent: JAX autodiff of the QNode
-        np.testing.assert_allclose(v, jax.grad(model, argnums=1)(0.3, jnp.asarray(x)), atol=1e-10)
+        expected = jax.grad(model, argnums=1)(0.3, jnp.asarray(x))
+        assert_close(v, expected, rtol64=1e-7, atol64=1e-10)
 
 
 def test_any_jax_function_can_be_batched():
     values = xqml.explain_batch(
         lambda x, scale: scale * jnp.sin(x), X_ANGLE, 2.0, internal_batch_size=4
     )
-    np.testing.assert_allclose(values, 2.0 * np.sin(X_ANGLE), atol=1e-14)
+    assert_close(values, 2.0 * np.sin(X_ANGLE), rtol64=1e-7, atol64=1e-14)
 
 
 def test_lightning_runs_on_one_device():
@@ -175,4 +176,5 @@ def test_sharded_over_two_cpu_devices_equals_unsharded():
     assert run.returncode == 0, run.stderr[-3000:]
     n_devices, vs_single, vs_unchunked = run.stdout.split()[-3:]
     assert int(n_devices) == 2
-    assert float(vs_single) <= 1e-12 and float(vs_unchunked) <= 1e-12
+    # the script runs in 64-bit whatever the suite's precision: the float64 tolerance applies
+    assert_close([float(vs_single), float(vs_unchunked)], 0.0, atol64=1e-12)

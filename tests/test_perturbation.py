@@ -22,6 +22,7 @@ from pennylane_xqml.perturbation import (
     shapley_value_sampling,
     shapley_values,
 )
+from pennylane_xqml.testing import assert_close
 
 # ---------------------------------------------------------------------------------------------
 # models and an independent brute-force Shapley value
@@ -120,17 +121,19 @@ def test_exact_shapley_efficiency(case):
     phi, delta = shapley_values(model, background=background, return_convergence_delta=True)(x, w)
     expected = float(model(x, w)) - np.mean([float(model(b, w)) for b in background])
     assert phi.shape == (4,)
-    assert abs(float(np.sum(phi)) - expected) < 1e-10
-    assert abs(float(delta)) < 1e-10
+    assert_close(np.sum(phi), expected, rtol64=0, atol64=1e-10)
+    assert_close(delta, 0.0, atol64=1e-10)
 
 
 def test_exact_shapley_equals_brute_force_and_kernel_shap(case):
     kind, model, x, w, background = case
     phi = shapley_values(model, background=background)(x, w)
     expected = brute_force_shapley(coalition_value(model, x, w, background, kind), 4)
-    np.testing.assert_allclose(phi, expected, atol=1e-10)
+    assert_close(phi, expected, rtol64=1e-7, atol64=1e-10)
     # KernelSHAP enumerates all 14 proper coalitions by default: exact
-    np.testing.assert_allclose(kernel_shap(model, background=background)(x, w), expected, atol=1e-8)
+    assert_close(
+        kernel_shap(model, background=background)(x, w), expected, rtol64=1e-7, atol64=1e-8
+    )
 
 
 def test_single_baseline_and_scalar_background(rng):
@@ -138,9 +141,9 @@ def test_single_baseline_and_scalar_background(rng):
     b = rng.normal(size=4)
     expected = brute_force_shapley(coalition_value(model, x, w, [b], "angle"), 4)
     for options in ({"background": b}, {"background": b[None]}, {"baselines": b}):
-        np.testing.assert_allclose(shapley_values(model, **options)(x, w), expected, atol=1e-10)
+        assert_close(shapley_values(model, **options)(x, w), expected, rtol64=1e-7, atol64=1e-10)
     zero = brute_force_shapley(coalition_value(model, x, w, [np.zeros(4)], "angle"), 4)
-    np.testing.assert_allclose(shapley_values(model)(x, w), zero, atol=1e-10)  # default 0
+    assert_close(shapley_values(model)(x, w), zero, rtol64=1e-7, atol64=1e-10)  # default 0
 
 
 def test_grouped_shapley_is_the_game_of_the_groups(rng):
@@ -155,8 +158,8 @@ def test_grouped_shapley_is_the_game_of_the_groups(rng):
                                 return_convergence_delta=True)(x, w)  # fmt: skip
     groups = np.array([1, 0, 1, 2])  # the same groups, numbered by sorted id
     per_group = brute_force_shapley(coalition_value(model, x, w, background, "angle", groups), 3)
-    np.testing.assert_allclose(phi, per_group[groups], atol=1e-10)  # shared by the group's features
-    assert abs(float(delta)) < 1e-10  # efficiency over groups
+    assert_close(phi, per_group[groups], rtol64=1e-7, atol64=1e-10)  # shared within a group
+    assert_close(delta, 0.0, atol64=1e-10)  # efficiency over groups
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ def test_dummy_features_get_zero(method, options, rng):
     else:
         phi = method(model, background=rng.normal(size=(2, 4)), **options)(x, None)
     assert abs(phi[0]) > 1e-3
-    np.testing.assert_allclose(phi[1:], 0.0, atol=1e-12)
+    assert_close(phi[1:], 0.0, atol64=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +206,7 @@ def test_kernel_shap_converges_to_exact(rng):
     errors = [np.mean([error(n, seed) for seed in range(2)]) for n in (16, 64, 240)]
     assert errors[0] > errors[1] > errors[2] and errors[2] < 0.05
     enumerated = kernel_shap(model, background=background, n_samples=254)(x, w)
-    np.testing.assert_allclose(enumerated, exact, atol=1e-8)
+    assert_close(enumerated, exact, rtol64=1e-7, atol64=1e-8)
 
 
 def test_shapley_value_sampling_is_efficient_reproducible_and_converges(rng):
@@ -217,7 +220,7 @@ def test_shapley_value_sampling_is_efficient_reproducible_and_converges(rng):
     sampled = lambda **o: shapley_value_sampling(model, background=background, **o)(x, w)
     few, delta = shapley_value_sampling(model, background=background, n_samples=3,
                                         return_convergence_delta=True)(x, w)  # fmt: skip
-    assert abs(float(delta)) < 1e-10  # each ordering telescopes: efficient for any n_samples
+    assert_close(delta, 0.0, atol64=1e-10)  # each ordering telescopes: efficient for any n_samples
     np.testing.assert_array_equal(sampled(n_samples=3), few)  # seeded
     assert not np.allclose(sampled(n_samples=3, seed=1), few)
     error_few = np.abs(few - exact).max()
@@ -255,15 +258,15 @@ def test_lime_recovers_an_additive_model(distance_mode, rng):
     """``f = sum_i cos(x_i)`` is exactly linear in the masks: coefficients cos(x_i) - cos(b_i)."""
     model, x = additive_model(), rng.normal(size=4)
     coef = lime(model, distance_mode=distance_mode)(x, None)
-    np.testing.assert_allclose(coef, np.cos(x) - 1.0, atol=1e-10)  # baseline 0
+    assert_close(coef, np.cos(x) - 1.0, rtol64=1e-7, atol64=1e-10)  # baseline 0
     b = rng.normal(size=4)
     coef = lime(model, baselines=b, n_samples=30, kernel_width=0.5, distance_mode=distance_mode)(
         x, None
     )
-    np.testing.assert_allclose(coef, np.cos(x) - np.cos(b), atol=1e-10)
+    assert_close(coef, np.cos(x) - np.cos(b), rtol64=1e-7, atol64=1e-10)
     grouped = lime(model, feature_mask=np.array([0, 0, 1, 1]), distance_mode=distance_mode)(x, None)
     pairs = (np.cos(x) - 1.0).reshape(2, 2).sum(axis=1)
-    np.testing.assert_allclose(grouped, np.repeat(pairs, 2), atol=1e-10)
+    assert_close(grouped, np.repeat(pairs, 2), rtol64=1e-7, atol64=1e-10)
 
 
 def test_lime_is_seeded_and_ridge_shrinks(rng):
@@ -280,16 +283,19 @@ def test_feature_ablation_is_the_direct_difference(rng):
     b = rng.normal(size=4)
     f_x = float(model(x, w))
     direct = [f_x - float(model(np.where(np.arange(4) == i, b, x), w)) for i in range(4)]
-    np.testing.assert_allclose(feature_ablation(model, baselines=b)(x, w), direct, atol=1e-12)
+    assert_close(feature_ablation(model, baselines=b)(x, w), direct, rtol64=1e-7, atol64=1e-12)
     # features with the same id are ablated together and share the attribution
     grouped = feature_ablation(model, baselines=b, feature_mask=np.array([1, 0, 1, 0]))(x, w)
     together = [f_x - float(model(np.where(np.arange(4) % 2 == i, x, b), w)) for i in (1, 0)]
-    np.testing.assert_allclose(grouped, [together[0], together[1]] * 2, atol=1e-12)
+    assert_close(grouped, [together[0], together[1]] * 2, rtol64=1e-7, atol64=1e-12)
     # Captum's "mean" baseline
     data = rng.normal(size=(5, 4))
     mean = feature_ablation(model, baselines="mean", baseline_data=data)(x, w)
-    np.testing.assert_allclose(
-        mean, feature_ablation(model, baselines=data.mean(axis=0))(x, w), atol=1e-12
+    assert_close(
+        mean,
+        feature_ablation(model, baselines=data.mean(axis=0))(x, w),
+        rtol64=1e-7,
+        atol64=1e-12,
     )
 
 
@@ -334,7 +340,7 @@ def test_number_of_circuits(rng):
     tapes = feature_ablation(model, baselines=7.0).construct_batch(x, w)
     angles = sorted(tuple(float(op.data[0]) for op in tape.operations[:4]) for tape in tapes)
     expected = sorted(map(tuple, np.vstack([x, np.where(np.eye(4) == 1, 7.0, x)])))
-    np.testing.assert_allclose(angles, expected)
+    assert_close(angles, expected, rtol64=1e-7, atol64=0)
 
 
 def test_several_outputs_target_and_stderr(rng):
@@ -348,9 +354,12 @@ def test_several_outputs_target_and_stderr(rng):
     x, background = rng.normal(size=2), rng.normal(size=(2, 2))
     phi, stderr = shapley_values(model, background=background, return_stderr=True)(x)
     assert phi.shape == (3, 2) and np.all(stderr == 0)
-    np.testing.assert_allclose(phi[1:].sum(axis=0), 0.0, atol=1e-12)  # probabilities sum to 1
-    np.testing.assert_allclose(
-        shapley_values(model, background=background, target=2)(x), phi[2], atol=1e-12
+    assert_close(phi[1:].sum(axis=0), 0.0, atol64=1e-12)  # probabilities sum to 1
+    assert_close(
+        shapley_values(model, background=background, target=2)(x),
+        phi[2],
+        rtol64=1e-7,
+        atol64=1e-12,
     )
     _, stderr = shapley_values(
         qml.set_shots(model, shots=50), background=background, return_stderr=True
@@ -364,7 +373,7 @@ def test_amplitude_tape_transform_matches_qnode(rng):
     expected = kernel_shap(model, background=b)(x, w)
     tape = qml.workflow.construct_tape(model)(x, w)  # starts with the prepared amplitude vector
     tapes, fn = kernel_shap(tape, background=b / np.linalg.norm(b))
-    np.testing.assert_allclose(fn(qml.execute(tapes, model.device)), expected, atol=1e-10)
+    assert_close(fn(qml.execute(tapes, model.device)), expected, rtol64=1e-7, atol64=1e-10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +398,7 @@ def test_jit_of_vmap_matches_plain_calls(method, options, rng):
     xs, w = jnp.array(rng.normal(size=(2, 2))), jnp.array(rng.normal(size=2))
     plain = np.stack([explained(x, w) for x in xs])
     batched = jax.jit(jax.vmap(explained, in_axes=(0, None)))(xs, w)
-    np.testing.assert_allclose(batched, plain, atol=1e-10)
+    assert_close(batched, plain, rtol64=1e-7, atol64=1e-10)
 
 
 def test_jit_and_vmap_amplitude(rng):
@@ -398,9 +407,9 @@ def test_jit_and_vmap_amplitude(rng):
     explained = shapley_values(model, background=background, feature_mask=np.array([0, 1, 1, 0]))
     xs = jnp.array(rng.normal(size=(2, 4)))
     plain = np.stack([explained(x, w) for x in xs])
-    np.testing.assert_allclose(jax.jit(explained)(xs[0], w), plain[0], atol=1e-10)
-    np.testing.assert_allclose(
-        jax.jit(jax.vmap(explained, in_axes=(0, None)))(xs, w), plain, atol=1e-10
+    assert_close(jax.jit(explained)(xs[0], w), plain[0], rtol64=1e-7, atol64=1e-10)
+    assert_close(
+        jax.jit(jax.vmap(explained, in_axes=(0, None)))(xs, w), plain, rtol64=1e-7, atol64=1e-10
     )
 
 
@@ -408,7 +417,7 @@ def test_vmap_without_jit(rng):
     explained = feature_ablation(angle_model(2, interface="jax"), baselines=0.5)
     xs, w = jnp.array(rng.normal(size=(2, 2))), jnp.array(rng.normal(size=2))
     plain = np.stack([explained(x, w) for x in xs])
-    np.testing.assert_allclose(jax.vmap(explained, in_axes=(0, None))(xs, w), plain, atol=1e-10)
+    assert_close(jax.vmap(explained, in_axes=(0, None))(xs, w), plain, rtol64=1e-7, atol64=1e-10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,5 +499,6 @@ def test_exact_shapley_refuses_13_features():
     x = np.full(13, 0.1)
     phi = shapley_values(model, feature_mask=np.arange(13) % 2)(x)
     assert phi.shape == (13,)
-    np.testing.assert_allclose(phi[::2], phi[0]) and np.testing.assert_allclose(phi[1::2], phi[1])
-    assert np.isclose(float(phi[0] + phi[1]), float(model(x) - model(np.zeros(13))), atol=1e-12)
+    assert_close(phi[::2], phi[0], rtol64=1e-7, atol64=0)
+    assert_close(phi[1::2], phi[1], rtol64=1e-7, atol64=0)
+    assert_close(phi[0] + phi[1], model(x) - model(np.zeros(13)), rtol64=1e-5, atol64=1e-12)

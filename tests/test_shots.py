@@ -7,6 +7,7 @@ import pytest
 
 import pennylane_xqml as xqml
 from conftest import amplitude_model, random_weights
+from pennylane_xqml.testing import assert_close
 
 N = 3
 OBSERVABLE = qml.PauliZ(0) + 0.5 * qml.PauliX(2)
@@ -88,7 +89,8 @@ def test_analytic_stderr_is_zero(rng):
     _, delta, stderr = xqml.integrated_gradients(
         model, return_convergence_delta=True, return_stderr=True
     )(x, w)
-    assert np.all(np.asarray(stderr) == 0) and abs(delta) < 1e-10
+    assert np.all(np.asarray(stderr) == 0)
+    assert_close(delta, 0.0, rtol64=0, atol64=1e-10)
 
 
 def test_perturbation_methods_with_shots(rng):
