@@ -1,6 +1,6 @@
 """pennylane-xqml: explanations (attributions) for PennyLane QNodes."""
 
-from . import hybrid, metrics, noise, qpert
+from . import metrics, qpert
 from .batching import explain_batch
 from .core import ModelCall
 from .cost import CostReport, GateCounts, QPertCost, cost_report
@@ -22,6 +22,19 @@ from .taylor_fourier import taylor_fourier
 from .transform import ExplainedQNode
 
 __version__ = "0.1.0"
+
+# Experiment and backend modules that are heavier to import load on first use
+# (``xqml.hybrid``, ``xqml.noise``), so ``import pennylane_xqml`` stays light.
+_LAZY_SUBMODULES = ("hybrid", "noise")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib  # pylint: disable=import-outside-toplevel
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CAMWeights",

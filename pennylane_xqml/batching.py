@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 from jax.sharding import Mesh, PartitionSpec
-from tqdm.auto import tqdm
 
 from .transform import ExplainedQNode
 from .validation import check_positive_int, is_int
@@ -187,6 +186,8 @@ def explain_batch(
     explain_rows = _compiled(explainer, len(args), argnums, kwargs, devices)
 
     outputs = None
+    from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel  (import time)
+
     with tqdm(total=n_rows, disable=not progress, unit="expl") as bar:
         for start in range(0, n_rows, chunk):
             rows = inputs[start : start + chunk]

@@ -60,7 +60,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pennylane as qml
-from tqdm.auto import tqdm
 
 from .cost import QPertCost, check_cost_options, gate_counts, measurement_groups
 from .encodings import input_parameter_indices
@@ -1149,6 +1148,8 @@ def hyperparameter_search(
         picks = np.random.default_rng(seed).choice(len(combos), size=n_trials, replace=False)
         combos = [combos[i] for i in picks]
     table = []
+    from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel  (import time)
+
     for combo in tqdm(combos, desc="QPert search", disable=not progress):
         coefficients = {**explainer.coefficients, **dict(zip(names, combo))}
         result = explainer._run(X, weights, batched=True, coefficients=coefficients)
