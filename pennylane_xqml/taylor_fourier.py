@@ -206,13 +206,17 @@ def _basis(t, freqs, math):
     )
 
 
+#: default ``root_tol`` by precision (bits of the model's output)
+_DEFAULT_ROOT_TOL = {64: 1e-8, 32: 1e-6}
+
+
 class TaylorFourier:
     """The method object behind :func:`taylor_fourier` (validated hyper-parameters)."""
 
     public_name = "taylor_fourier"
     has_convergence_delta = True
 
-    def __init__(self, root=None, spectrum=None, root_steps=20, root_tol=1e-8):
+    def __init__(self, root=None, spectrum=None, root_steps=20, root_tol=None):
         if root is None:
             root = "search"
         if isinstance(root, str):
@@ -223,10 +227,22 @@ class TaylorFourier:
                 root = np.asarray(root, dtype=float)
             check_finite(root, "The root")
         check_positive_int(root_steps, "root_steps")
-        if not np.isscalar(root_tol) or not np.isfinite(root_tol) or root_tol <= 0:
-            raise ValueError(f"root_tol must be a finite number > 0, got {root_tol!r}.")
-        self.root, self.root_steps, self.root_tol = root, int(root_steps), float(root_tol)
+        if root_tol is not None and (
+            not np.isscalar(root_tol) or not np.isfinite(root_tol) or root_tol <= 0
+        ):
+            raise ValueError(f"root_tol must be None or a finite number > 0, got {root_tol!r}.")
+        self.root, self.root_steps = root, int(root_steps)
+        self.root_tol = None if root_tol is None else float(root_tol)
         self.spectrum = _validate_spectrum(spectrum)
+
+    def _tol(self, values):
+        """``root_tol``, or by default 1e-8 for 64-bit values and 1e-6 for 32-bit ones (an
+        output of order one cannot be evaluated closer to 0 than ~1e-7 in float32)."""
+        if self.root_tol is not None:
+            return self.root_tol
+        dtype = np.dtype(qml.math.get_dtype_name(values))
+        bits = dtype.itemsize * (4 if dtype.kind == "c" else 8)
+        return _DEFAULT_ROOT_TOL[64 if bits >= 64 else 32]
 
     # -- structure ------------------------------------------------------------------------------
 
@@ -293,14 +309,15 @@ class TaylorFourier:
         for step in range(self.root_steps + 1):
             last = step == self.root_steps
             f, g = self._value_and_gradient(engine, points, gradient=not last)
+            tol = self._tol(qml.math.unwrap(f))
             values = np.asarray(qml.math.unwrap(f), dtype=float)
-            done = np.abs(values) <= self.root_tol
+            done = np.abs(values) <= tol
             if np.all(done):
                 return list(points), True
             if last:
                 raise ValueError(
                     f'root="search" did not converge in {self.root_steps} Newton steps: '
-                    f"|f| = {np.abs(values).max():.3g} > root_tol={self.root_tol:g} at the "
+                    f"|f| = {np.abs(values).max():.3g} > root_tol={tol:g} at the "
                     "last iterate. Raise root_steps/root_tol, or give root=<an array>."
                 )
             norm2 = np.asarray(qml.math.unwrap(qml.math.sum(g**2, axis=-1)), dtype=float)
@@ -369,7 +386,7 @@ class TaylorFourier:
             if need_root_values:
                 f_root = qml.math.stack([f_roots[root_of[j]](lookup)[0][j] for j in range(k_out)])
             if not checked:  # traced search: non-converged outputs give NaN
-                ok = qml.math.abs(f_root) <= self.root_tol
+                ok = qml.math.abs(f_root) <= self._tol(f_root)
                 values = qml.math.where(ok[:, None], values, np.nan)
             if delta:
                 gap = qml.math.sum(values, axis=-1) - (f_x(lookup)[0] - f_root)
@@ -514,7 +531,8 @@ Args:
     spectrum: frequencies of ``f`` in each feature: a list for every feature, or a dict
         ``{flat feature index: list}`` (other features must then meet the requirements above).
     root_steps (int): maximum number of Newton steps of the search (default 20).
-    root_tol (float): ``|f(x̃)|`` accepted as a root (default 1e-8; raise it with shots).
+    root_tol (float): ``|f(x̃)|`` accepted as a root (default: 1e-8 in float64, 1e-6 in
+        float32; raise it with shots).
     target, argnums, gradient, ancilla, return_stderr: as in
         :func:`~pennylane_xqml.integrated_gradients` (``gradient`` is used by the root search;
         the relevances use shift circuits).

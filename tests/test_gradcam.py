@@ -8,6 +8,7 @@ import pytest
 
 from pennylane_xqml.gradcam import grad_cam
 from pennylane_xqml.hybrid import HybridCNNVQC, load_digits_images
+from pennylane_xqml.testing import assert_close
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +49,12 @@ def test_weights_equal_autodiff_mean_gradient(model, images, layer):
     exact = autodiff_mean_gradient(model, params, A, layer)
     shift = grad_cam(model, layer=layer).weights(params, images, all_classes=True)
     assert shift.values.shape == (3, 4, A.shape[1])
-    np.testing.assert_allclose(shift.values, exact, atol=1e-8, rtol=0)
+    assert_close(shift.values, exact, rtol64=0, atol64=1e-8)
     np.testing.assert_array_equal(shift.stderr, 0.0)
     backprop = grad_cam(model, layer=layer, gradient="backprop").weights(
         params, images, all_classes=True
     )
-    np.testing.assert_allclose(backprop.values, exact, atol=1e-10, rtol=0)
+    assert_close(backprop.values, exact, rtol64=0, atol64=1e-10)
 
 
 def test_one_batch_of_parameter_shift_circuits(model, images):
@@ -92,7 +93,8 @@ def test_cam_shapes_and_formula(model, images):
     assert cams.shape == (3, 6, 6)
     w = raw.weights(params, images).values
     A = model.activations(params, images)
-    np.testing.assert_allclose(cams, jnp.maximum(jnp.einsum("nk,nkhw->nhw", w, A), 0), atol=1e-14)
+    expected = jnp.maximum(jnp.einsum("nk,nkhw->nhw", w, A), 0)
+    assert_close(cams, expected, rtol64=1e-7, atol64=1e-14)
     assert np.all(np.asarray(grad_cam(model, target=3)(params, images)) >= 0)
 
 
@@ -109,7 +111,7 @@ def test_trained_accuracy_and_class_discriminative_cams(trained):
     cam_other = grad_cam(model, target=other)(model.params, image)
     assert float(jnp.max(jnp.abs(cam_pred - cam_other))) > 1e-3
     # target=None explains the predicted class
-    np.testing.assert_allclose(grad_cam(model)(model.params, image), cam_pred, atol=1e-12)
+    assert_close(grad_cam(model)(model.params, image), cam_pred, rtol64=1e-7, atol64=1e-12)
 
 
 @pytest.mark.parametrize("gradient", ["parameter-shift", "backprop"])
@@ -118,13 +120,13 @@ def test_jit_and_vmap_agree(model, images, gradient):
     cam = grad_cam(model, gradient=gradient)
     plain = cam(params, images)
     assert float(jnp.max(plain)) > 0
-    np.testing.assert_allclose(jax.jit(cam)(params, images), plain, atol=1e-10, rtol=0)
+    assert_close(jax.jit(cam)(params, images), plain, rtol64=0, atol64=1e-10)
     if gradient == "parameter-shift":  # (backprop is plain JAX: one compile check suffices)
         vmapped = jax.vmap(cam, in_axes=(None, 0))(params, images)
-        np.testing.assert_allclose(vmapped, plain, atol=1e-10, rtol=0)
+        assert_close(vmapped, plain, rtol64=0, atol64=1e-10)
         weights = cam.weights(params, images, all_classes=True).values
         jitted = jax.jit(lambda p, x: cam.weights(p, x, all_classes=True).values)(params, images)
-        np.testing.assert_allclose(jitted, weights, atol=1e-10, rtol=0)
+        assert_close(jitted, weights, rtol64=0, atol64=1e-10)
 
 
 def test_validation_errors_before_any_circuit(model, images):

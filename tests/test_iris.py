@@ -16,6 +16,7 @@ from pennylane_xqml.iris import (
     load_iris_split,
     n_parameters,
 )
+from pennylane_xqml.testing import assert_close
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +43,12 @@ def test_split_sizes_stratification_and_scaling(split):
     for y, per_class in [(split.y_train, 32), (split.y_val, 8), (split.y_test, 10)]:
         np.testing.assert_array_equal(np.bincount(y, minlength=3), [per_class] * 3)
     # the scaler is fitted on the training rows only
-    np.testing.assert_allclose(split.X_train.min(axis=0), 0.0, atol=1e-12)
-    np.testing.assert_allclose(split.X_train.max(axis=0), 1.0, atol=1e-12)
+    assert_close(split.X_train.min(axis=0), 0.0, rtol64=1e-7, atol64=1e-12)
+    assert_close(split.X_train.max(axis=0), 1.0, rtol64=1e-7, atol64=1e-12)
     raw = {tuple(np.round(row, 6)) for row in load_iris().data}
     train_raw = split.scaler.inverse_transform(split.X_train)
-    np.testing.assert_allclose(split.scaler.data_min_, train_raw.min(axis=0))
-    np.testing.assert_allclose(split.scaler.data_max_, train_raw.max(axis=0))
+    assert_close(split.scaler.data_min_, train_raw.min(axis=0), rtol64=1e-7, atol64=0)
+    assert_close(split.scaler.data_max_, train_raw.max(axis=0), rtol64=1e-7, atol64=0)
     # the three parts are the 150 flowers, each once (with labels)
     parts = [
         (split.X_train, split.y_train),
@@ -93,9 +94,8 @@ def test_parameter_count(n_layers):
     assert (
         len(tape.operations) - names.count("CNOT") == 8 + 12 * n_layers + 8
     )  # encoding + trainable
-    assert tape.get_parameters(trainable_only=False)[8:] == pytest.approx(
-        list(np.asarray(model.weights))
-    )
+    trainable = tape.get_parameters(trainable_only=False)[8:]
+    assert_close(trainable, model.weights, rtol64=1e-6, atol64=1e-12)
 
 
 def test_circuit_structure():
@@ -106,9 +106,8 @@ def test_circuit_structure():
     assert ops[8:20] == [(g, (i,)) for i in range(4) for g in ("RX", "RY", "RZ")]
     assert ops[20:24] == [("CNOT", (0, 1)), ("CNOT", (1, 2)), ("CNOT", (2, 3)), ("CNOT", (3, 0))]
     assert ops[24:] == [(g, (i,)) for i in range(4) for g in ("RX", "RY")]
-    np.testing.assert_allclose(
-        tape.get_parameters(trainable_only=False)[:2], [0.1 * np.pi, 0.1 * np.pi]
-    )
+    encoding = tape.get_parameters(trainable_only=False)[:2]
+    assert_close(encoding, [0.1 * np.pi, 0.1 * np.pi], rtol64=1e-7, atol64=0)
     assert tape.measurements[0].wires.tolist() == [0, 1, 2, 3]
 
 
@@ -116,11 +115,14 @@ def test_class_mapping():
     expected = {0: [0, 3, 6, 9, 12, 15], 1: [1, 4, 7, 10, 13], 2: [2, 5, 8, 11, 14]}
     for label, states in expected.items():
         for k in states:
-            np.testing.assert_allclose(class_probabilities(np.eye(16)[k]), np.eye(3)[label])
+            assert_close(
+                class_probabilities(np.eye(16)[k]), np.eye(3)[label], rtol64=1e-7, atol64=0
+            )
     p = np.random.default_rng(0).dirichlet(np.ones(16), size=5)
     got = class_probabilities(p)
-    np.testing.assert_allclose(got, np.stack([p[:, v].sum(1) for v in expected.values()], axis=1))
-    np.testing.assert_allclose(class_probabilities(2 * p), got)  # renormalised
+    folded = np.stack([p[:, v].sum(1) for v in expected.values()], axis=1)
+    assert_close(got, folded, rtol64=1e-7, atol64=0)
+    assert_close(class_probabilities(2 * p), got, rtol64=1e-7, atol64=0)  # renormalised
     assert isinstance(class_probabilities(jnp.asarray(p)), type(jnp.zeros(1)))
     with pytest.raises(ValueError, match="16 entries"):
         class_probabilities(np.ones(8) / 8)
@@ -130,20 +132,22 @@ def test_qnode_simulator_and_predictions_agree(split):
     model = IrisQCL(n_layers=3, seed=4)
     X = split.X_test[:5]
     exact = np.stack([np.asarray(model.qnode(x, model.weights)) for x in X])
-    np.testing.assert_allclose(
+    assert_close(
         np.abs(encoded_states(X) @ np.asarray(circuit_unitary(model.weights, 3)).T) ** 2,
         exact,
-        atol=1e-12,
+        rtol64=1e-7,
+        atol64=1e-12,
     )
     proba = model.predict_proba(X)
-    np.testing.assert_allclose(proba, class_probabilities(exact), atol=1e-12)
-    np.testing.assert_allclose(np.asarray(model.forward(jnp.asarray(X[0]))), proba[0], atol=1e-12)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # both sides are float64 arrays holding the qnode's precision (exact.dtype)
+    assert_close(proba, class_probabilities(exact), exact.dtype, rtol64=1e-7, atol64=1e-12)
+    assert_close(model.forward(jnp.asarray(X[0])), proba[0], rtol64=1e-7, atol64=1e-12)
+    assert_close(proba.sum(axis=1), 1.0, rtol64=1e-7, atol64=0)
     np.testing.assert_array_equal(model.predict(X), proba.argmax(axis=1))
     assert model.predict_proba(X[0]).shape == (1, 3)
     # the same model on lightning.qubit, and with shots (sampling error ~ 1/sqrt(4000))
     light = IrisQCL(n_layers=3, seed=4, device="lightning.qubit")
-    np.testing.assert_allclose(light.predict_proba(X), proba, atol=1e-10)
+    assert_close(light.predict_proba(X), proba, rtol64=1e-7, atol64=1e-10)
     noisy = IrisQCL(n_layers=3, seed=4, shots=4000)
     assert noisy.predict_proba(X[:1]).shape == (1, 3)
     np.testing.assert_allclose(noisy.predict_proba(X), proba, atol=0.05)
@@ -195,7 +199,7 @@ def test_training_schedule(trained):
     # learning rate: x 0.97 after every 12 epochs without improvement (counter restarts)
     best, wait, lr = np.inf, 0, 0.3
     for epoch in range(n_epochs):
-        assert lrs[epoch] == pytest.approx(lr)
+        assert_close(lrs[epoch], lr, rtol64=1e-6, atol64=1e-12)
         if val[epoch] < best:
             best, wait = val[epoch], 0
         else:
@@ -208,7 +212,9 @@ def test_training_schedule(trained):
 def test_best_weights_are_kept(split, trained):
     model, _ = trained
     ce = -np.mean(np.log(model.predict_proba(split.X_val)[np.arange(24), split.y_val]))
-    assert ce == pytest.approx(min(model.history["val_loss"]), rel=1e-9)
+    # the losses are computed in the model's precision (its weights' dtype)
+    best = min(model.history["val_loss"])
+    assert_close(ce, best, dtype=model.weights.dtype, rtol64=1e-9, atol64=1e-12)
 
 
 def test_zero_epochs_keeps_weights(split):

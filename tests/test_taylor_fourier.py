@@ -8,6 +8,7 @@ import pennylane as qml
 import pytest
 
 from pennylane_xqml.taylor_fourier import taylor_fourier
+from pennylane_xqml.testing import assert_close
 
 N = 3
 DEV = qml.device("default.qubit", wires=N)
@@ -64,8 +65,8 @@ def test_shift_derivatives_equal_autodiff(data):
     first, second = (plus - minus) / 2, (plus + minus) / 2
     grad = jax.jit(jax.grad(entangled))(root, w)
     hessian_diagonal = jnp.diag(jax.jit(jax.hessian(entangled))(root, w))
-    np.testing.assert_allclose(first, grad, atol=1e-8)
-    np.testing.assert_allclose(second, hessian_diagonal, atol=1e-8)
+    assert_close(first, grad, rtol64=1e-7, atol64=1e-8)
+    assert_close(second, hessian_diagonal, rtol64=1e-7, atol64=1e-8)
 
 
 def test_one_feature_model_is_exact():
@@ -79,11 +80,11 @@ def test_one_feature_model_is_exact():
     for root in (np.array([-0.2]), "search"):
         explain = taylor_fourier(model, root=root, root_tol=1e-13, return_convergence_delta=True)
         relevance, delta = explain(x, w)
-        assert abs(delta) < 1e-10
+        assert_close(delta, 0.0, rtol64=0, atol64=1e-10)
         if isinstance(root, str):  # at a root the relevance is the whole output
-            assert abs(relevance[0] - model(x, w)) < 1e-10
+            assert_close(relevance[0], model(x, w), rtol64=0, atol64=1e-10)
         else:
-            assert abs(relevance[0] - (model(x, w) - model(root, w))) < 1e-10
+            assert_close(relevance[0], model(x, w) - model(root, w), rtol64=0, atol64=1e-10)
 
 
 def test_residual_is_the_cross_terms(data):
@@ -91,10 +92,10 @@ def test_residual_is_the_cross_terms(data):
     root = jnp.array([0.1, 0.2, -0.3])
     relevance, delta = taylor_fourier(entangled, root=root, return_convergence_delta=True)(x, w)
     singles = _single_feature_differences(entangled, x, root, w)
-    np.testing.assert_allclose(relevance, singles, atol=1e-10)  # all-order single-feature sums
+    assert_close(relevance, singles, rtol64=1e-7, atol64=1e-10)  # all-order single-feature sums
     cross = entangled(x, w) - entangled(root, w) - singles.sum()
     assert abs(cross) > 1e-3  # the model has interactions
-    assert abs(delta + cross) < 1e-10  # delta = Σ R - (f(x) - f(root)) = -cross terms
+    assert_close(delta, -cross, rtol64=0, atol64=1e-10)  # delta = Σ R - (f(x) - f(root))
 
 
 @qml.qnode(qml.device("default.qubit", wires=2))
@@ -116,12 +117,12 @@ def test_spectrum_generalisation_is_exact():
     )
     relevance, delta = explain(x)
     singles = _single_feature_differences(reuploading, x, root)
-    np.testing.assert_allclose(relevance, singles, atol=1e-10)
+    assert_close(relevance, singles, rtol64=1e-7, atol64=1e-10)
     cross = reuploading(x) - reuploading(root) - singles.sum()
-    assert abs(delta + cross) < 1e-10  # delta = Σ R - (f(x) - f(root)) = -cross terms
+    assert_close(delta, -cross, rtol64=0, atol64=1e-10)  # delta = Σ R - (f(x) - f(root))
     # one list for every feature ([1, 2] also covers RY(2x)'s frequency 2)
     shared = taylor_fourier(reuploading, root=root, spectrum=[1, 2])(x)
-    np.testing.assert_allclose(shared, singles, atol=1e-10)
+    assert_close(shared, singles, rtol64=1e-7, atol64=1e-10)
 
 
 def test_spectrum_one_equals_closed_form(data):
@@ -129,14 +130,14 @@ def test_spectrum_one_equals_closed_form(data):
     root = jnp.array([0.1, 0.2, -0.3])
     closed = taylor_fourier(entangled, root=root)(x, w)
     reconstructed = taylor_fourier(entangled, root=root, spectrum=[1.0])(x, w)
-    np.testing.assert_allclose(closed, reconstructed, atol=1e-10)
+    assert_close(closed, reconstructed, rtol64=1e-7, atol64=1e-10)
 
 
 def test_root_search_lands_on_a_root(data):
     x, w = data
     relevance, delta = taylor_fourier(entangled, return_convergence_delta=True)(x, w)
     f_root = entangled(x, w) - np.sum(relevance) + delta
-    assert abs(f_root) < 1e-8
+    assert_close(f_root, 0.0, rtol64=0, atol64=1e-8)
     assert abs(np.sum(relevance)) > 0.01  # x itself was not a root
 
 
@@ -153,10 +154,10 @@ def test_root_search_per_output():
     assert relevance.shape == (2, 2)
     outputs = np.array(model(x))
     f_roots = outputs - relevance.sum(axis=1) + delta
-    np.testing.assert_allclose(f_roots, 0.0, atol=1e-8)
+    assert_close(f_roots, 0.0, rtol64=1e-7, atol64=1e-8)
     # one output at a time
     first = taylor_fourier(model, target=0)(x)
-    np.testing.assert_allclose(first, relevance[0], atol=1e-12)
+    assert_close(first, relevance[0], rtol64=1e-7, atol64=1e-12)
 
 
 def test_root_search_failure_is_reported():
@@ -175,11 +176,11 @@ def test_jit_and_vmap_agree_with_plain_calls(root):
     explain = taylor_fourier(small, root=root, return_convergence_delta=True)
     plain = [explain(x, w) for x in xs]
     jitted = jax.jit(explain)(xs[0], w)
-    np.testing.assert_allclose(jitted[0], plain[0][0], atol=1e-10)
-    np.testing.assert_allclose(jitted[1], plain[0][1], atol=1e-10)
+    assert_close(jitted[0], plain[0][0], rtol64=1e-7, atol64=1e-10)
+    assert_close(jitted[1], plain[0][1], rtol64=1e-7, atol64=1e-10)
     mapped, deltas = jax.vmap(explain, in_axes=(0, None))(xs, w)
-    np.testing.assert_allclose(mapped, np.stack([p[0] for p in plain]), atol=1e-10)
-    np.testing.assert_allclose(deltas, [p[1] for p in plain], atol=1e-10)
+    assert_close(mapped, np.stack([p[0] for p in plain]), rtol64=1e-7, atol64=1e-10)
+    assert_close(deltas, [p[1] for p in plain], rtol64=1e-7, atol64=1e-10)
 
 
 def test_traced_search_that_fails_gives_nan():
@@ -269,7 +270,7 @@ def test_spectrum_lifts_the_refusals():
     x, root = np.array([0.3, 0.2]), np.array([0.1, -0.4])
     model = qml.QNode(_pi_slope, dev)
     relevance = taylor_fourier(model, root=root, spectrum={0: [np.pi]})(x)
-    np.testing.assert_allclose(relevance, _single_feature_differences(model, x, root), atol=1e-10)
+    assert_close(relevance, _single_feature_differences(model, x, root), rtol64=1e-7, atol64=1e-10)
 
 
 @pytest.mark.parametrize(
