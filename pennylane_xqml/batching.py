@@ -17,6 +17,7 @@ hosts (after :func:`jax.distributed.initialize`) give each process its own rows 
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import jax
@@ -101,6 +102,15 @@ def _validated_inputs(explainer, args, argnums, kwargs):
     return inputs
 
 
+def _position_of(explainer, name):
+    """The position of the argument ``name`` of the explained QNode (or of a plain function)."""
+    func = explainer.qnode.func if isinstance(explainer, ExplainedQNode) else explainer
+    names = list(inspect.signature(func).parameters)
+    if name not in names:
+        raise ValueError(f"argnums={name!r} does not name an argument (its arguments: {names}).")
+    return names.index(name)
+
+
 def _compiled(explainer, n_args, argnums, kwargs, devices):
     """``jit(vmap(explainer))`` over the batched argument, split over ``devices`` if several."""
 
@@ -137,8 +147,8 @@ def explain_batch(
             any JAX-traceable function of one input row returning arrays (or a tuple of them).
         *args: the explainer's arguments, with the batched one (leading axis = rows) at
             position ``argnums``; the others are shared by every row.
-        argnums (int): position of the batched argument. Default: the explained QNode's own
-            ``argnums`` (its input), else 0.
+        argnums (int or str): position (or name) of the batched argument. Default: the
+            explained QNode's own ``argnums`` (its input), else 0.
         internal_batch_size (int): rows per compiled call (rounded up to a multiple of the
             number of devices). Memory grows with it, not with the number of rows.
         devices: ``None`` (every device of JAX's default backend), a number of them, or a list
@@ -171,8 +181,12 @@ def explain_batch(
     """
     if argnums is None:
         argnums = explainer.options.argnums if isinstance(explainer, ExplainedQNode) else 0
+    if isinstance(argnums, str):
+        argnums = _position_of(explainer, argnums)
     if not is_int(argnums):
-        raise TypeError(f"argnums must be one int (the batched argument), got {argnums!r}.")
+        raise TypeError(
+            f"argnums must be one int or argument name (the batched argument), got {argnums!r}."
+        )
     check_positive_int(internal_batch_size, "internal_batch_size")
     if not callable(explainer):
         raise TypeError(f"explainer must be callable, got {type(explainer).__name__}.")

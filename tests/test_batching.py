@@ -178,3 +178,24 @@ def test_sharded_over_two_cpu_devices_equals_unsharded():
     assert int(n_devices) == 2
     # the script runs in 64-bit whatever the suite's precision: the float64 tolerance applies
     assert_close([float(vs_single), float(vs_unchunked)], 0.0, atol64=1e-12)
+
+
+def test_argnums_by_name_from_the_explainer_or_the_call():
+    dev = qml.device("default.qubit", wires=2)
+
+    @qml.qnode(dev, interface="jax")
+    def model(w, x):
+        qml.AngleEmbedding(x, wires=range(2))
+        qml.RY(w, 0)
+        qml.CNOT([0, 1])
+        return qml.expval(qml.Z(1))
+
+    X = np.random.default_rng(3).uniform(-1, 1, size=(5, 2))
+    explained = xqml.saliency(model, argnums="x", abs=False)
+    by_name = xqml.explain_batch(explained, 0.4, X)
+    by_position = xqml.explain_batch(xqml.saliency(model, argnums=1, abs=False), 0.4, X)
+    assert_close(by_name, by_position)
+    assert_close(by_name[2], explained(0.4, X[2]))
+    assert_close(xqml.explain_batch(explained, 0.4, X, argnums="x"), by_position)
+    with pytest.raises(ValueError, match="does not name an argument"):
+        xqml.explain_batch(explained, 0.4, X, argnums="z")
