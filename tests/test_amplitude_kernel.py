@@ -68,6 +68,7 @@ CASES = [(n, r) for n in (2, 3, 4, 5, 6) for r in ("hadamard_all", "adjoint")]
 CASES += [(n, "hadamard") for n in (2, 3, 4)]  # per-feature: 2^n circuits per word
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n, rule", CASES)
 def test_gradient_equals_jax_grad_real(n, rule, rng):
     """Hadamard-test gradients (amplitude space) equal jax.grad of the StatePrep QNode."""
@@ -86,6 +87,7 @@ def test_gradient_equals_jax_grad_real(n, rule, rng):
     assert_close(got, expected, rtol64=1e-7, atol64=1e-8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [2, 4, 6])
 @pytest.mark.parametrize("rule", ["hadamard_all", "adjoint", "backprop"])
 def test_gradient_equals_jax_grad_complex(n, rule, rng):

@@ -56,6 +56,7 @@ def test_input_gradient_equals_autodiff(device_name, gradient, measurements, inp
     assert_close(jnp.reshape(got, expected.shape), expected, rtol64=1e-7, atol64=1e-8)
 
 
+@pytest.mark.slow
 def test_iqp_embedding_parameter_shift(rng):
     dev = qml.device("default.qubit", wires=3)
 
@@ -70,6 +71,7 @@ def test_iqp_embedding_parameter_shift(rng):
     assert_close(got, jax.grad(model)(x, w), rtol64=1e-7, atol64=1e-8)
 
 
+@pytest.mark.slow
 def test_integrated_gradients_complete_for_angles(inputs):
     model = _model(qml.device("default.qubit", wires=N))
     x, w = inputs
@@ -85,6 +87,7 @@ def test_integrated_gradients_complete_for_angles(inputs):
         )
 
 
+@pytest.mark.slow
 def test_angle_ig_under_jit_vmap_and_grad(inputs, rng):
     model = _model(qml.device("default.qubit", wires=N))
     x, w = inputs

@@ -64,6 +64,7 @@ def unchunked():
     return explained, xqml.explain_batch(explained, X_AMP, WEIGHTS, internal_batch_size=11)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [1, 4, 64])
 def test_chunk_size_does_not_change_results(size, unchunked):
     explained, reference = unchunked
@@ -163,6 +164,7 @@ SHARDED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sharded_over_two_cpu_devices_equals_unsharded():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     run = subprocess.run(

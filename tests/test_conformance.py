@@ -14,6 +14,8 @@ import pytest
 from pennylane_xqml.conformance import conformance_rows
 from pennylane_xqml.noise import fake_backend_device
 
+pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves this module out
+
 DEVICES = {
     # name: (module that provides it, make_device(wires), shots)
     "default.mixed": (None, lambda w: qml.device("default.mixed", wires=w), None),

@@ -267,6 +267,7 @@ def hybrid():
     return small_hybrid()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "target, layer", [(None, "conv2"), (1, "conv2"), (np.array([0, 2, 1]), "conv1")]
 )

@@ -6,6 +6,8 @@ import pytest
 from pennylane_xqml import plotting
 from pennylane_xqml.demo import HATTRIQ_STEPS, ROW_KEYS, format_table, run_demo
 
+pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves this module out
+
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):

@@ -42,6 +42,7 @@ def autodiff_mean_gradient(model, params, A, layer):
     return mean_gradient(params, A)  # (N, C, K)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", ["conv2", "conv1"])
 def test_weights_equal_autodiff_mean_gradient(model, images, layer):
     params = model.params
@@ -98,6 +99,7 @@ def test_cam_shapes_and_formula(model, images):
     assert np.all(np.asarray(grad_cam(model, target=3)(params, images)) >= 0)
 
 
+@pytest.mark.slow
 def test_trained_accuracy_and_class_discriminative_cams(trained):
     model, X_test, y_test = trained
     accuracy = model.score(X_test, y_test)
@@ -114,6 +116,7 @@ def test_trained_accuracy_and_class_discriminative_cams(trained):
     assert_close(grad_cam(model)(model.params, image), cam_pred, rtol64=1e-7, atol64=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gradient", ["parameter-shift", "backprop"])
 def test_jit_and_vmap_agree(model, images, gradient):
     params = model.params

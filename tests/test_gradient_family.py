@@ -33,6 +33,7 @@ def test_saliency_and_input_x_gradient_amplitude(amp):
     assert_close(ixg.sum(), 2 * model(x, w), rtol64=1e-5, atol64=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nt_type", ["smoothgrad", "smoothgrad_sq", "vargrad"])
 def test_smoothgrad_matches_its_definition(nt_type, amp):
     model, x, w, a, m = amp

@@ -38,6 +38,7 @@ def test_exact_matches_closed_form_and_is_complete(setup):
     assert attributions.shape == x.shape and a.shape == x.shape
 
 
+@pytest.mark.slow
 def test_exact_equals_2000_step_riemann(rng):
     """NumPy inputs keep the 2000 circuits of the Riemann sum cheap to simulate."""
     model = amplitude_model(
@@ -136,6 +137,7 @@ def test_padding_gives_amplitude_space_attributions(rng):
     assert_close(delta, 0.0, atol64=1e-10)
 
 
+@pytest.mark.slow
 def test_jit_vmap_plain_agree(setup, rng):
     model, _, w = setup
     ig = xqml.integrated_gradients(model)
@@ -148,6 +150,7 @@ def test_jit_vmap_plain_agree(setup, rng):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "device_name, gradient",
     [
@@ -172,6 +175,7 @@ def test_grad_wrt_weights_matches_finite_differences(device_name, gradient, rng)
         assert_close(grad[index], fd, rtol64=1e-5, atol64=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gradient", ["auto", "hadamard_all", "hadamard"])
 def test_lightning_qubit_jit_vmap(gradient, rng):
     model = amplitude_model(qml.device("lightning.qubit", wires=N_QUBITS), N_QUBITS)

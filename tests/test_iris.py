@@ -176,6 +176,7 @@ def test_errors(split):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_training_reaches_the_paper_accuracy(split, trained):
     model, seconds = trained
     accuracy = model.score(split.X_test, split.y_test)

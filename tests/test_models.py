@@ -25,6 +25,7 @@ def digits():
     return _train(*load_digits_pair((0, 1)), n_qubits=6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trained", ["bars", "digits"])
 def test_accuracy_and_loss_history(trained, request):
     clf, X_test, y_test = request.getfixturevalue(trained)

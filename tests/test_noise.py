@@ -100,6 +100,7 @@ def _rows(study, **match):
     return [r for r in study["rows"] if all(r[k] == v for k, v in match.items())]
 
 
+@pytest.mark.slow
 def test_study_writes_its_table_and_figure(study):
     assert os.path.getsize(study["figure"]) > 0
     with open(study["json"], encoding="utf-8") as handle:
@@ -111,6 +112,7 @@ def test_study_writes_its_table_and_figure(study):
     assert load("noise-study") is noise_study.run
 
 
+@pytest.mark.slow
 def test_every_method_runs_on_depolarizing_noise_and_keeps_its_ranking(study):
     """At p = 0.01 every method still ranks the features almost as without noise."""
     rows = _rows(study, backend="default.mixed", p=0.01, shots=None, zne=False)
@@ -120,6 +122,7 @@ def test_every_method_runs_on_depolarizing_noise_and_keeps_its_ranking(study):
         assert 0 < row["rel_error"] < 0.5, row
 
 
+@pytest.mark.slow
 def test_attribution_error_grows_with_noise(study):
     weak = _rows(study, backend="default.mixed", p=0.01, shots=None, zne=False)
     strong = _rows(study, backend="default.mixed", p=0.04, shots=None, zne=False)
@@ -128,6 +131,7 @@ def test_attribution_error_grows_with_noise(study):
         assert b["rel_error"] > 1.5 * a["rel_error"], (a, b)
 
 
+@pytest.mark.slow
 def test_zne_reduces_the_error_of_depolarising_noise(study):
     plain = _rows(study, backend="default.mixed", p=0.01, shots=None, zne=False)
     mitigated = _rows(study, backend="default.mixed", p=0.01, shots=None, zne=True)
@@ -137,6 +141,7 @@ def test_zne_reduces_the_error_of_depolarising_noise(study):
         assert row["rel_error"] < 0.5 * base["rel_error"], (row, base)
 
 
+@pytest.mark.slow
 def test_fake_backend_runs_end_to_end(study):
     """FakeManilaV2's noise (gates, readout, routing) costs accuracy but keeps the ranking of
     the amplitude IG; the values stay within 60% of the noiseless ones."""
@@ -228,6 +233,7 @@ def test_on_device_rejects_bad_input():
         noise.on_device(qnode, dev, shots=0)
 
 
+@pytest.mark.slow
 def test_zne_on_the_fake_backend_keeps_single_expectation_results(rng):
     """qiskit.remote returns a 1-tuple for a circuit with one expectation value; ZNE must keep
     it (plain mitigate_with_zne squeezes it and pennylane-qiskit's regrouping then fails)."""

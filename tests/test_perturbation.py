@@ -193,6 +193,7 @@ def test_dummy_features_get_zero(method, options, rng):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_kernel_shap_converges_to_exact(rng):
     """d = 8 (two features per qubit): 254 proper coalitions."""
     model = angle_model(features_per_qubit=2)

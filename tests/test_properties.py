@@ -44,10 +44,16 @@ settings.register_profile(
 settings.load_profile(os.environ.get("XQML_HYPOTHESIS_PROFILE", "ci"))
 
 # The draws include float32 cases (JAX inputs under jax_precision(x64=False)) and compare them
-# with float64 references, so this module needs a 64-bit process (the default test run).
-pytestmark = pytest.mark.skipif(
-    not jax.config.jax_enable_x64, reason="draws float32 cases itself against float64 references"
-)
+# with float64 references, so every test runs in 64-bit whatever the process's precision
+# (XQML_X64=0 included) and switches to float32 for the float32 draws itself.
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _float64_references():
+    with jax_precision(x64=True):
+        yield
+
 
 LABEL_SETS = ([0, 1, 2], [2, 0, 1], ["a", "b", "c"], [5, "x", 1])
 GATES = (qml.RX, qml.RY, qml.RZ)

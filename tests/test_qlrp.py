@@ -34,6 +34,7 @@ def _sample(rng, n_qubits):
     return rng.uniform(-2, 2, n_qubits), rng.normal(size=(1, n_qubits, 3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_qubits", [2, 3, 4])
 def test_conservation_on_random_circuits(n_qubits):
     rng = np.random.default_rng(n_qubits)

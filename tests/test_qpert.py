@@ -326,6 +326,7 @@ def test_result_shapes_and_saliency(explainer):
     assert_close(explainer(X[0], W), result.saliency, rtol64=1e-5, atol64=1e-14)
 
 
+@pytest.mark.slow
 def test_explain_batch_equals_instances_and_runs_under_jit(explainer):
     batch = explainer.explain_batch(X, W)
     assert batch.saliency.shape == (3, 2) and batch.masks.shape == (3, 3, 2)
@@ -340,6 +341,7 @@ def test_explain_batch_equals_instances_and_runs_under_jit(explainer):
     assert_close(jitted, batch.saliency[0], rtol64=1e-5, atol64=1e-10)
 
 
+@pytest.mark.slow
 def test_lightning_adjoint_matches_default_qubit():
     kwargs = {"background": BACKGROUND, "n_iter": 6, "n_masks": 2, "head": z_to_probs,
               "schedule": {"fidelity": 0, "l1": 0}}  # fmt: skip

@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves this module out
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 CHECK = """

@@ -72,6 +72,7 @@ def test_float32_gives_finite_attributions_that_match_float64(method, rng):
     assert_close(values, reference, dtype=jnp.float32)
 
 
+@pytest.mark.slow
 def test_readme_example_float32_delta_is_finite_and_small(rng):
     dev = qml.device("default.qubit", wires=6)
 
@@ -178,6 +179,7 @@ def _merge_model(transform):
     return plain, transform(qml.QNode(circuit, dev))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transform", [qml.transforms.merge_rotations, qml.compile])
 @pytest.mark.parametrize("gradient", ["parameter-shift", "auto"])
 def test_structure_changing_transforms_are_right_at_every_input(transform, gradient):
@@ -235,6 +237,7 @@ def _reordering_models():
     return {"reversed": reversed_input, "scaled_slice": scaled_slice}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["reversed", "scaled_slice"])
 def test_transformed_input_is_attributed_like_the_qnode_input(name):
     model = _reordering_models()[name]
@@ -484,6 +487,7 @@ def test_grouped_estimates_have_the_exact_multinomial_variance():
     assert_close(variances[4], expected)
 
 
+@pytest.mark.slow
 def test_parameter_shift_stderr_of_probs_matches_the_spread_of_repeats():
     dev = qml.device("default.qubit", wires=2, seed=17)
 

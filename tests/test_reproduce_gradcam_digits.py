@@ -7,6 +7,8 @@ import pytest
 
 from pennylane_xqml.reproductions.gradcam_digits import run
 
+pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves this module out
+
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):

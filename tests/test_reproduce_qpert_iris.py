@@ -7,6 +7,8 @@ import pytest
 
 from pennylane_xqml.reproductions import qpert_iris
 
+pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves this module out
+
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):

@@ -19,6 +19,8 @@ import pytest
 import pennylane_xqml as xqml
 from conftest import amplitude_model, quadratic_form, random_weights
 
+pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves this module out
+
 LAYERS = 2
 
 

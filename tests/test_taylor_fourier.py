@@ -170,6 +170,7 @@ def test_root_search_failure_is_reported():
         taylor_fourier(positive, root_steps=5)(np.array([0.3]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("root", [jnp.array([0.5, -0.2]), "search"])
 def test_jit_and_vmap_agree_with_plain_calls(root):
     xs, w = jnp.array([[0.3, 1.1], [1.4, -0.5]]), jnp.array([0.8])
