@@ -40,11 +40,13 @@ an :class:`~pennylane_xqml.transform.ExplainedQNode` would execute and returns a
   and says so: an estimate, not a guarantee. ``saliency``'s absolute value does not matter
   (``| |g| - |g'| | <= |g - g'|``).
 
-Grad-CAM and QPert are not transforms: :func:`grad_cam_cost` (``cam.cost(params, images)``)
-gives a :class:`CostReport` of Grad-CAM's one batch (shots bound the channel weights ``w_k``),
-and :func:`qpert_cost` (``explainer.cost(x, *weights)``) a :class:`QPertCost`: circuits per
-iteration and in total, gates of the model and fidelity circuits, no shot bound (the loss is
-not linear in the results). All reports share :class:`GateCounts`.
+Grad-CAM and QPert are not transforms: ``cam.cost(params, images)``
+(:func:`~pennylane_xqml.gradcam.grad_cam_cost`) gives a :class:`CostReport` of the plan of
+Grad-CAM's one batch (shots bound the channel weights ``w_k``), and
+``explainer.cost(x, *weights)`` (:func:`~pennylane_xqml.qpert.qpert_cost`) a
+:class:`QPertCost`: circuits per iteration and in total, gates of the model and fidelity
+circuits, no shot bound (the loss is not linear in the results). All reports share
+:class:`GateCounts`.
 
 ``taylor_fourier`` with ``root="search"`` runs its Newton steps while the explanation is built;
 the report counts the circuits the device executed then (``n_setup_circuits``, measured with
@@ -458,7 +460,7 @@ def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
 
 @dataclass(frozen=True)
 class QPertCost:
-    """The cost of a QPert explanation (see :func:`qpert_cost`); ``str(cost)`` is a table.
+    """The cost of a QPert explanation (see :func:`~pennylane_xqml.qpert.qpert_cost`); ``str(cost)`` is a table.
 
     Every instance evaluates its class probabilities once (``n_setup_circuits``), then each of
     the ``n_iter`` iterations runs ``circuits_per_iteration`` circuits: the model at the ``K``
