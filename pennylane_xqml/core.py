@@ -542,11 +542,6 @@ class Engine:
         return ("direct", len(self._direct) - 1)
 
     @property
-    def n_direct_requests(self):
-        """Requests computed by simulator autodiff rather than by circuits of the batch."""
-        return len(self._direct)
-
-    @property
     def diff_method(self):
         """What ``qml.execute`` gets, so explanations stay differentiable in the weights."""
         if self.device.name != "default.qubit" and self.call.kind == "amplitude":

@@ -66,10 +66,6 @@ class Plan:
     processing_fn: Callable
 
     @property
-    def n_circuits(self) -> int:
-        return len(self.tapes)
-
-    @property
     def returns_states(self) -> bool:
         """Whether a tape returns a state or density matrix (simulators only)."""
         return any(

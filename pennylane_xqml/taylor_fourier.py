@@ -46,7 +46,7 @@ from .encodings import random_like
 from .inputs import eager
 from .plan import execute_plan
 from .transform import attribution_transform
-from .validation import check_finite, check_positive_int, is_int, leaves
+from .validation import check_finite, check_positive_int, is_int, leaves, precision_bits
 
 ROOT_MODES = ("search",)
 _SLOPE_ATOL = 1e-9
@@ -240,9 +240,7 @@ class TaylorFourier:
         output of order one cannot be evaluated closer to 0 than ~1e-7 in float32)."""
         if self.root_tol is not None:
             return self.root_tol
-        dtype = np.dtype(qml.math.get_dtype_name(values))
-        bits = dtype.itemsize * (4 if dtype.kind == "c" else 8)
-        return _DEFAULT_ROOT_TOL[64 if bits >= 64 else 32]
+        return _DEFAULT_ROOT_TOL[precision_bits(qml.math.get_dtype_name(values))]
 
     # -- structure ------------------------------------------------------------------------------
 

@@ -16,21 +16,15 @@ import numpy as np
 import pennylane as qml
 
 from .inputs import x64_mode
+from .validation import precision_bits
 
 #: ``(rtol, atol)`` by precision: 1e-8 in float64; 1e-4 relative in float32 (JAX's default).
 TOLERANCES = {64: (1e-8, 1e-8), 32: (1e-4, 1e-4)}
 
 
-def _bits(dtype) -> int:
-    dtype = np.dtype(dtype)
-    if dtype.kind == "c":
-        return dtype.itemsize * 4
-    return 64 if dtype.itemsize >= 8 else 32
-
-
 def tolerances(dtype) -> tuple[float, float]:
     """``(rtol, atol)`` for values of ``dtype`` (64-bit, or 32-bit and lower)."""
-    return TOLERANCES[_bits(dtype)]
+    return TOLERANCES[precision_bits(dtype)]
 
 
 def assert_close(actual, expected, dtype=None, rtol=None, atol=None, *, rtol64=None, atol64=None):
@@ -52,12 +46,12 @@ def assert_close(actual, expected, dtype=None, rtol=None, atol=None, *, rtol64=N
     expected = np.asarray(qml.math.unwrap(expected))
     if dtype is None:
         kinds = [a.dtype for a in (actual, expected) if a.dtype.kind in "fc"]
-        dtype = min(kinds, key=_bits) if kinds else np.float64
+        dtype = min(kinds, key=precision_bits) if kinds else np.float64
     default_rtol, default_atol = tolerances(dtype)
-    if _bits(dtype) == 64:
+    if precision_bits(dtype) == 64:
         default_rtol = default_rtol if rtol64 is None else rtol64
         default_atol = default_atol if atol64 is None else atol64
-    if _bits(dtype) == 32 and expected.size:
+    if precision_bits(dtype) == 32 and expected.size:
         default_atol *= max(1.0, float(np.max(np.abs(expected))))
     np.testing.assert_allclose(
         actual,

@@ -50,6 +50,13 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
+def precision_bits(dtype) -> int:
+    """64 for 64-bit floats and 128-bit complex numbers, 32 for anything narrower."""
+    dtype = np.dtype(dtype)
+    bits = dtype.itemsize * (4 if dtype.kind == "c" else 8)
+    return 64 if bits >= 64 else 32
+
+
 def is_tracer(value) -> bool:
     """Whether ``value`` is a JAX tracer (under ``jit``, ``vmap``, ``grad``...)."""
     import jax  # pylint: disable=import-outside-toplevel
