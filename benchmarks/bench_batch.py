@@ -45,8 +45,8 @@ def build(model):
     from sklearn.datasets import load_digits
 
     import pennylane_xqml as xqml
-    from pennylane_xqml.iris import IrisQCL, load_iris_split
-    from pennylane_xqml.models import AmplitudeClassifier
+    from pennylane_xqml.experiments.iris import IrisQCL, load_iris_split
+    from pennylane_xqml.experiments.models import AmplitudeClassifier
 
     jax.config.update("jax_enable_x64", True)
     if model == "digits":

@@ -1,14 +1,16 @@
 """pennylane-xqml: explanations (attributions) for PennyLane QNodes."""
 
-from . import metrics, qpert
-from .batching import explain_batch
-from .core import ModelCall
-from .cost import CostReport, GateCounts, QPertCost, cost_report
+from . import metrics
 from .devices import DeviceReport, check_device
-from .gradcam import CAMWeights, GradCAM, grad_cam, grad_cam_cost
-from .gradients import input_x_gradient, saliency, smoothgrad
-from .integrated_gradients import integrated_gradients
-from .perturbation import (
+from .engine.batching import explain_batch
+from .engine.core import ModelCall
+from .engine.cost import CostReport, GateCounts, QPertCost, cost_report
+from .engine.transform import ExplainedQNode
+from .methods import qpert
+from .methods.gradcam import CAMWeights, GradCAM, grad_cam, grad_cam_cost
+from .methods.gradients import input_x_gradient, saliency, smoothgrad
+from .methods.integrated_gradients import integrated_gradients
+from .methods.perturbation import (
     feature_ablation,
     kernel_shap,
     lime,
@@ -16,23 +18,22 @@ from .perturbation import (
     shapley_value_sampling,
     shapley_values,
 )
-from .qlrp import qlrp, qlrp_entries
-from .qpert import QPertExplainer, QPertResult, qpert_cost, qpert_mask
-from .taylor_fourier import taylor_fourier
-from .transform import ExplainedQNode
+from .methods.qlrp import qlrp, qlrp_entries
+from .methods.qpert import QPertExplainer, QPertResult, qpert_cost, qpert_mask
+from .methods.taylor_fourier import taylor_fourier
 
 __version__ = "0.1.0"
 
 # Experiment and backend modules that are heavier to import load on first use
 # (``xqml.hybrid``, ``xqml.noise``), so ``import pennylane_xqml`` stays light.
-_LAZY_SUBMODULES = ("hybrid", "noise")
+_LAZY_SUBMODULES = {"hybrid": ".experiments.hybrid", "noise": ".noise"}
 
 
 def __getattr__(name):
     if name in _LAZY_SUBMODULES:
         import importlib  # pylint: disable=import-outside-toplevel
 
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(_LAZY_SUBMODULES[name], __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import pennylane as qml
 
-from .plan import execute_plan
+from .engine.plan import execute_plan
 
 CATALYST_DEVICES = ("lightning.qubit", "lightning.kokkos", "lightning.gpu")
 
@@ -96,7 +96,7 @@ def run_tapes(tapes, device):
 
 
 def qjit_explanation(explained, **qjit_options):
-    """``qml.qjit``-compiled version of an :class:`~pennylane_xqml.transform.ExplainedQNode`.
+    """``qml.qjit``-compiled version of an :class:`~pennylane_xqml.engine.transform.ExplainedQNode`.
 
     Supports the circuit rules (``gradient="hadamard_all"``, ``"hadamard"``, ``"adjoint"``
     for amplitude inputs, ``"parameter-shift"`` for angle inputs) and the perturbation methods,

@@ -1,7 +1,7 @@
 """The ``xqml`` command line.
 
-``xqml demo`` runs the main job (see :func:`pennylane_xqml.demo.run_demo`), ``xqml reproduce
-NAME`` a paper's experiment (see :mod:`pennylane_xqml.reproductions`)::
+``xqml demo`` runs the main job (see :func:`pennylane_xqml.experiments.demo.run_demo`), ``xqml reproduce
+NAME`` a paper's experiment (see :mod:`pennylane_xqml.experiments.reproductions`)::
 
     xqml demo --output xqml_output
 """
@@ -11,18 +11,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .reproductions import REPRODUCTIONS
+from .experiments.reproductions import REPRODUCTIONS
 
 
 def _demo(args):
-    from .demo import run_demo  # pylint: disable=import-outside-toplevel
+    from .experiments.demo import run_demo
 
     run_demo(args.output, quick=args.quick, progress=not args.no_progress)
     return 0
 
 
 def _reproduce(args):
-    from .reproductions import load  # pylint: disable=import-outside-toplevel
+    from .experiments.reproductions import load
 
     load(args.name)(args.output, quick=args.quick, progress=not args.no_progress)
     return 0

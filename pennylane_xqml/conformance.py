@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import pennylane as qml
 
-from .gradients import saliency
-from .integrated_gradients import integrated_gradients
-from .perturbation import feature_ablation, shapley_values
-from .qpert import circuit_fidelity
-from .taylor_fourier import taylor_fourier
+from .methods.gradients import saliency
+from .methods.integrated_gradients import integrated_gradients
+from .methods.perturbation import feature_ablation, shapley_values
+from .methods.qpert import circuit_fidelity
+from .methods.taylor_fourier import taylor_fourier
 
 N_WIRES = 3  # two data wires and a spare one (the Hadamard tests' ancilla)
 

@@ -21,7 +21,7 @@ import itertools
 
 import numpy as np
 
-from .validation import check_positive_int
+from .engine.validation import check_positive_int
 
 __all__ = [
     "completeness_delta",

@@ -28,7 +28,7 @@ properties of the **device**, and land on exactly the circuits an explanation ex
   noise is physical and comes last anyway. ``mitigate_with_zne`` never folds the leading state
   preparation, so the noise on a ``StatePrep`` is not amplified and not removed.
 
-Limits (measured in :mod:`pennylane_xqml.reproductions.noise_study`):
+Limits (measured in :mod:`pennylane_xqml.experiments.reproductions.noise_study`):
 
 * With shots, the ``stderr`` an explanation returns under ZNE is **not** the standard error of
   the mitigated estimate: it is computed from the extrapolated probabilities as if they had been
@@ -57,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 import pennylane as qml
 
-from .validation import check_bool, is_int, is_real
+from .engine.validation import check_bool, is_int, is_real
 
 __all__ = [
     "DEFAULT_FAKE_BACKEND",

@@ -15,8 +15,8 @@ import contextlib
 import numpy as np
 import pennylane as qml
 
-from .inputs import x64_mode
-from .validation import precision_bits
+from .engine.inputs import x64_mode
+from .engine.validation import precision_bits
 
 #: ``(rtol, atol)`` by precision: 1e-8 in float64; 1e-4 relative in float32 (JAX's default).
 TOLERANCES = {64: (1e-8, 1e-8), 32: (1e-4, 1e-4)}

@@ -13,6 +13,11 @@ Three rules, read from the source with :mod:`ast` (nothing is imported):
    attribute (``mod.NAME = ...``, ``mod.CACHE[k] = ...``, ``mod.CACHE.update(...)``) is refused.
    Renaming ``_cache`` to ``cache`` while another module fills it does not pass this rule.
 
+4. **Layers**: ``engine`` imports only the engine; ``methods`` import the engine and each other;
+   the public modules at the top (``metrics``, ``noise``, ``devices``, ``testing``, ``catalyst``,
+   ``conformance``) import the engine and the methods; ``experiments`` may import all of these and
+   the package's public API (``from ... import metrics``); only ``cli`` imports the experiments.
+
 Third-party private names that cannot be avoided are listed in :data:`ALLOWED` with the reason.
 Exit status 0 when clean, 1 otherwise (each finding on its own line, ``path:line: message``).
 """
@@ -28,8 +33,14 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 # (module, attribute): why this private name of *another library* is read.
 ALLOWED = {
-    ("inputs", "_trace"): "autograd's ArrayBox has no public accessor for the trace it belongs to",
-    ("execution", "_rng"): "default.qubit's seed generator, to give the ancilla copy the same seed",
+    (
+        "engine.inputs",
+        "_trace",
+    ): "autograd's ArrayBox has no public accessor for the trace it belongs to",
+    (
+        "engine.execution",
+        "_rng",
+    ): "default.qubit's seed generator, to give the ancilla copy the same seed",
 }
 
 # Attributes that are a public part of another library's objects and are meant to be set.
@@ -207,6 +218,36 @@ class Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
 
+# The layers, lowest first: a module may import modules of its own layer or of lower ones.
+LAYERS = ("engine", "methods", "public", "experiments", "entry")
+ENTRY_MODULES = {"__init__", "cli"}
+
+
+def layer_of(module: str) -> str:
+    head = module.split(".")[0]
+    if module in ENTRY_MODULES:
+        return "entry"
+    if "." in module and head in ("engine", "methods", "experiments"):
+        return head
+    return "public"
+
+
+def layer_findings(graph: dict[str, set[str]]) -> list[str]:
+    """Imports that go up the layers (``experiments`` may use the package's public ``__init__``)."""
+    findings = []
+    for module, imported in sorted(graph.items()):
+        rank = LAYERS.index(layer_of(module))
+        for other in sorted(imported):
+            if layer_of(module) == "experiments" and other == "__init__":
+                continue
+            if LAYERS.index(layer_of(other)) > rank:
+                findings.append(
+                    f"layer violation: {module} ({layer_of(module)}) imports {other} "
+                    f"({layer_of(other)})"
+                )
+    return findings
+
+
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components with more than one module (Tarjan)."""
     index, low, stack, on_stack, result = {}, {}, [], set(), []
@@ -253,6 +294,7 @@ def check(root: Path = ROOT) -> list[str]:
         checker.visit(tree)
         graph[checker.name] = checker.imports - {checker.name}
         findings.extend(checker.findings)
+    findings.extend(layer_findings(graph))
     for cycle in find_cycles(graph):
         findings.append(f"import cycle between modules: {' <-> '.join(cycle)}")
     return findings

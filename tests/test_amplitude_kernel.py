@@ -8,9 +8,9 @@ import pytest
 
 import pennylane_xqml as xqml
 from conftest import amplitude_model, quadratic_form, random_weights
-from pennylane_xqml.amplitude_kernel import backprop_kernel, kernel_tapes
-from pennylane_xqml.encodings import find_amplitude_encoding, output_sentences
-from pennylane_xqml.execution import execute_batch
+from pennylane_xqml.engine.amplitude_kernel import backprop_kernel, kernel_tapes
+from pennylane_xqml.engine.encodings import find_amplitude_encoding, output_sentences
+from pennylane_xqml.engine.execution import execute_batch
 from pennylane_xqml.testing import assert_close
 
 OBSERVABLE = 0.3 * qml.PauliZ(0) @ qml.PauliX(1) + 0.7 * qml.PauliY(1) + 0.2 * qml.Identity(0)

@@ -96,3 +96,18 @@ def test_own_objects_and_namedtuple_api_are_allowed(checker, tmp_path):
         },
     )
     assert checker.check(root) == []
+
+
+def test_an_import_up_the_layers_is_found(checker, tmp_path):
+    root = _package(tmp_path, {})
+    for sub in ("engine", "methods", "experiments"):
+        (root / sub).mkdir()
+        (root / sub / "__init__.py").write_text("")
+    (root / "experiments" / "models.py").write_text("MODEL = 1\n")
+    (root / "methods" / "ig.py").write_text("from ..experiments.models import MODEL\n")
+    (root / "engine" / "core.py").write_text("def f():\n    from ..methods import ig\n")
+    (root / "metrics.py").write_text("from .methods import ig\n")  # public layer: allowed
+    findings = checker.check(root)
+    assert any("methods.ig (methods) imports experiments.models" in f for f in findings), findings
+    assert any("engine.core (engine) imports methods.ig" in f for f in findings), findings
+    assert not any(f.startswith("layer violation: metrics") for f in findings), findings

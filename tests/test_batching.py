@@ -139,7 +139,7 @@ SHARDED_SCRIPT = textwrap.dedent(
     import jax, numpy as np, pennylane as qml
     jax.config.update("jax_enable_x64", True)
     import pennylane_xqml as xqml
-    from pennylane_xqml.batching import _compiled
+    from pennylane_xqml.engine.batching import _compiled
     assert jax.device_count() == 2, jax.devices()
     rng = np.random.default_rng(3)
     dev = qml.device("default.qubit", wires=3)

@@ -3,7 +3,7 @@
 import pytest
 
 from pennylane_xqml.cli import build_parser, main
-from pennylane_xqml.reproductions import REPRODUCTIONS, load
+from pennylane_xqml.experiments.reproductions import REPRODUCTIONS, load
 
 
 def test_demo_arguments():

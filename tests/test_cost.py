@@ -1,4 +1,4 @@
-"""The circuit cost report (pennylane_xqml.cost): counts equal real executions, shot budgets hold."""
+"""The circuit cost report (pennylane_xqml.engine.cost): counts equal real executions, shot budgets hold."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -6,7 +6,7 @@ import pennylane as qml
 import pytest
 
 import pennylane_xqml as xqml
-from pennylane_xqml.cost import CostReport, cost_report
+from pennylane_xqml.engine.cost import CostReport, cost_report
 
 X_ANGLE = np.array([0.4, -0.7])
 W_ANGLE = np.array([0.3, 1.1])
@@ -251,7 +251,7 @@ def test_bad_input():
 # ---------------------------------------------------------------------------------------------
 
 from pennylane_xqml import QPertCost, grad_cam_cost, qpert_cost
-from pennylane_xqml.hybrid import HybridCNNVQC
+from pennylane_xqml.experiments.hybrid import HybridCNNVQC
 
 IMAGES = jnp.linspace(0, 1, 75).reshape(3, 5, 5) ** 2
 

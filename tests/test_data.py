@@ -5,7 +5,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from pennylane_xqml.data import (
+from pennylane_xqml.experiments.data import (
     amplitude_vectors,
     bars_and_stripes,
     downsample,

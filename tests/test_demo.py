@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pennylane_xqml import plotting
-from pennylane_xqml.demo import HATTRIQ_STEPS, ROW_KEYS, format_table, run_demo
+from pennylane_xqml.experiments import plotting
+from pennylane_xqml.experiments.demo import HATTRIQ_STEPS, ROW_KEYS, format_table, run_demo
 
 pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves this module out
 

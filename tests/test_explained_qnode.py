@@ -6,7 +6,7 @@ import pennylane as qml
 import pytest
 
 import pennylane_xqml as xqml
-from pennylane_xqml.plan import Plan, execute_plan
+from pennylane_xqml.engine.plan import Plan, execute_plan
 from pennylane_xqml.testing import assert_close, no_circuit_runs
 
 X = np.array([0.3, 0.4])

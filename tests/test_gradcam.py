@@ -1,4 +1,4 @@
-"""QGrad-CAM (pennylane_xqml.gradcam) on the hybrid CNN–VQC (pennylane_xqml.hybrid)."""
+"""QGrad-CAM (pennylane_xqml.methods.gradcam) on the hybrid CNN–VQC (pennylane_xqml.experiments.hybrid)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,8 +6,8 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from pennylane_xqml.gradcam import grad_cam
-from pennylane_xqml.hybrid import HybridCNNVQC, load_digits_images
+from pennylane_xqml.experiments.hybrid import HybridCNNVQC, load_digits_images
+from pennylane_xqml.methods.gradcam import grad_cam
 from pennylane_xqml.testing import assert_close
 
 

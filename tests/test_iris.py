@@ -8,7 +8,7 @@ import pennylane as qml
 import pytest
 from sklearn.datasets import load_iris
 
-from pennylane_xqml.iris import (
+from pennylane_xqml.experiments.iris import (
     IrisQCL,
     circuit_unitary,
     class_probabilities,

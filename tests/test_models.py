@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from pennylane_xqml.data import bars_and_stripes, load_digits_pair
-from pennylane_xqml.models import AmplitudeClassifier
+from pennylane_xqml.experiments.data import bars_and_stripes, load_digits_pair
+from pennylane_xqml.experiments.models import AmplitudeClassifier
 from pennylane_xqml.testing import assert_close
 
 

@@ -12,7 +12,7 @@ import pytest
 import pennylane_xqml as xqml
 from conftest import random_weights
 from pennylane_xqml import noise
-from pennylane_xqml.reproductions import load, noise_study
+from pennylane_xqml.experiments.reproductions import load, noise_study
 
 pytest.importorskip(
     "qiskit_ibm_runtime", reason="install the optional extra: pip install .[qiskit]"

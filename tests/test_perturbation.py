@@ -10,7 +10,7 @@ import pennylane as qml
 import pytest
 
 from conftest import amplitude_model, random_weights
-from pennylane_xqml.perturbation import (
+from pennylane_xqml.methods.perturbation import (
     KernelShap,
     ShapleyValueSampling,
     all_coalitions,

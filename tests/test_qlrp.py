@@ -7,7 +7,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from pennylane_xqml.qlrp import QLRPEntries, qlrp, qlrp_entries
+from pennylane_xqml.methods.qlrp import QLRPEntries, qlrp, qlrp_entries
 from pennylane_xqml.testing import assert_close
 
 

@@ -1,4 +1,4 @@
-"""QPert (pennylane_xqml.qpert): loss terms, schedule, fidelity circuits, the optimisation loop
+"""QPert (pennylane_xqml.methods.qpert): loss terms, schedule, fidelity circuits, the optimisation loop
 under jit/vmap, devices, shots, the hyper-parameter search and validation."""
 
 import itertools
@@ -10,7 +10,7 @@ import optax
 import pennylane as qml
 import pytest
 
-from pennylane_xqml.qpert import (
+from pennylane_xqml.methods.qpert import (
     DEFAULT_COEFFICIENTS,
     PAPER_GRID,
     QPertExplainer,
@@ -415,7 +415,7 @@ def test_argnums(model, explainer):
 
 
 def test_iris_model_validation():
-    from pennylane_xqml.iris import IrisQCL, class_probabilities, load_iris_split
+    from pennylane_xqml.experiments.iris import IrisQCL, class_probabilities, load_iris_split
 
     split = load_iris_split()
     iris = IrisQCL(n_layers=1)

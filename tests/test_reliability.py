@@ -461,8 +461,8 @@ def test_no_warning_for_ordinary_models():
 
 
 def test_grouped_estimates_have_the_exact_multinomial_variance():
-    from pennylane_xqml.encodings import output_sentences
-    from pennylane_xqml.estimation import estimate_outputs
+    from pennylane_xqml.engine.encodings import output_sentences
+    from pennylane_xqml.engine.estimation import estimate_outputs
 
     ops = [qml.RY(0.8, 0), qml.RX(-1.1, 1), qml.CNOT([0, 1])]
     hamiltonian = qml.Z(0) + 0.5 * qml.Z(0) @ qml.Z(1) - 0.3 * qml.X(1)

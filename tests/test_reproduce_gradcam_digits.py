@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from pennylane_xqml.reproductions.gradcam_digits import run
+from pennylane_xqml.experiments.reproductions.gradcam_digits import run
 
 pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves this module out
 

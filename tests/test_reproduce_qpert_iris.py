@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from pennylane_xqml.reproductions import qpert_iris
+from pennylane_xqml.experiments.reproductions import qpert_iris
 
 pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves this module out
 

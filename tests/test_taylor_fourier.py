@@ -7,7 +7,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 
-from pennylane_xqml.taylor_fourier import taylor_fourier
+from pennylane_xqml.methods.taylor_fourier import taylor_fourier
 from pennylane_xqml.testing import assert_close
 
 N = 3

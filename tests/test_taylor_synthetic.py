@@ -1,4 +1,4 @@
-"""The synthetic Taylor-Fourier task (pennylane_xqml.synthetic) and its reproduction.
+"""The synthetic Taylor-Fourier task (pennylane_xqml.experiments.synthetic) and its reproduction.
 
 Measured (seed 0, 4 qubits, 2 layers): train MSE 0.0028 after 300-400 Adam steps from 0.91
 (target variance 0.85); test MSE 0.0014-0.0022. Taylor-Fourier mean Spearman vs the ground
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import pennylane_xqml as xqml
-from pennylane_xqml.reproductions.taylor_synthetic import METHODS, run
-from pennylane_xqml.synthetic import SyntheticTask
+from pennylane_xqml.experiments.reproductions.taylor_synthetic import METHODS, run
+from pennylane_xqml.experiments.synthetic import SyntheticTask
 from pennylane_xqml.testing import assert_close
 
 pytestmark = pytest.mark.slow  # the fast tier (-m "not slow") leaves this module out

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pennylane as qml
 
-from .core import Attribution
-from .encodings import is_complex
-from .transform import attribution_transform
-from .validation import check_bool, check_positive_int
+from ..engine.core import Attribution
+from ..engine.encodings import is_complex
+from ..engine.transform import attribution_transform
+from ..engine.validation import check_bool, check_positive_int
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
@@ -109,7 +109,7 @@ Args:
     qnode (QNode): the model (omit to get a decorator); or a tape (see :mod:`.transform`).
     abs (bool): absolute value of the gradient (default ``True``, as Captum).
     target, argnums, gradient, ancilla, return_stderr: as in
-        :func:`~pennylane_xqml.integrated_gradients`.
+        :func:`~pennylane_xqml.methods.integrated_gradients`.
 
 For amplitude embeddings the gradient is taken in amplitude space, ``2 Re(M a)``
 (``2 M a`` as a complex number for complex amplitudes).
@@ -165,7 +165,7 @@ Args:
         embeddings the noise is added to the unit-norm amplitude vector).
     seed (int): seed of the noise (default 0), so explanations are reproducible.
     target, argnums, gradient, ancilla, return_stderr: as in
-        :func:`~pennylane_xqml.integrated_gradients`.
+        :func:`~pennylane_xqml.methods.integrated_gradients`.
 
 **Example**
 

@@ -1,6 +1,6 @@
 """``xqml reproduce qpert-iris``: the QPert paper's Table 1 on its Iris model, from real runs.
 
-It trains :class:`~pennylane_xqml.iris.IrisQCL` on the paper's split, explains the 30 test
+It trains :class:`~pennylane_xqml.experiments.iris.IrisQCL` on the paper's split, explains the 30 test
 instances with QPert, integrated gradients, exact Shapley values, KernelSHAP, LIME, feature
 ablation and random scores, scores every method by insertion/deletion with the opposite-class
 mean baseline (METHODS.md section 3), and prints the paper's Table 1 layout (AUCI, AUDC,
@@ -12,7 +12,7 @@ mean insertion/deletion curves per method, and QPert's phased loss curves.
 Attributions of the class probability ``p_c = Σ_{k ≡ c (mod 3)} p_k`` are the sums of the
 attributions of the 16 basis-state probabilities the QNode returns: every method here except
 QPert and the random baseline is linear in the explained function, so each explanation runs once
-for all 16 outputs and is folded into classes with :data:`~pennylane_xqml.iris.CLASS_MAP`.
+for all 16 outputs and is folded into classes with :data:`~pennylane_xqml.experiments.iris.CLASS_MAP`.
 Each instance is explained for the class the model predicts for it.
 
 Choices (documented, not the paper's where the paper is silent): integrated gradients from the
@@ -30,10 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import integrated_gradients, metrics, perturbation
-from ..inputs import enable_x64
+from ... import metrics
+from ...engine.inputs import enable_x64
+from ...methods import integrated_gradients, perturbation
+from ...methods.qpert import qpert_mask
 from ..iris import CLASS_MAP, IrisQCL, class_probabilities, load_iris_split
-from ..qpert import qpert_mask
 
 PAPER_TABLE = {
     "SHAP": (0.529, 0.455, 0.074),

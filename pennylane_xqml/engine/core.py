@@ -22,12 +22,7 @@ import pennylane as qml
 from pennylane.measurements import ExpectationMP
 
 from . import amplitude_kernel, angle_gradient
-from .encodings import (
-    find_amplitude_encoding,
-    flatten_outputs,
-    is_complex,
-    output_sentences,
-)
+from .encodings import find_amplitude_encoding, flatten_outputs, is_complex, output_sentences
 from .estimation import estimate_outputs
 from .execution import ANCILLA_LABEL, ancilla_and_device, execute_batch, shots_of
 from .inputs import InputTraceError, eager, is_jax_value, trace_input

@@ -1,8 +1,8 @@
 """``xqml reproduce gradcam-digits``: QGrad-CAM on the hybrid CNN–VQC digits model, scored.
 
-It trains :class:`~pennylane_xqml.hybrid.HybridCNNVQC` on the scikit-learn digits 0–3
-(:func:`~pennylane_xqml.hybrid.load_digits_images`, 540 train / 180 test images), computes
-QGrad-CAMs of the ``conv2`` maps (:func:`~pennylane_xqml.gradcam.grad_cam`, the VQC
+It trains :class:`~pennylane_xqml.experiments.hybrid.HybridCNNVQC` on the scikit-learn digits 0–3
+(:func:`~pennylane_xqml.experiments.hybrid.load_digits_images`, 540 train / 180 test images), computes
+QGrad-CAMs of the ``conv2`` maps (:func:`~pennylane_xqml.methods.gradcam.grad_cam`, the VQC
 differentiated by the **parameter-shift** rule) and
 
 * draws a grid of test digits (``gradcam_digits_grid.png``): each image, its CAM for the
@@ -33,10 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import metrics
-from ..gradcam import grad_cam
+from ... import metrics
+from ...engine.inputs import enable_x64
+from ...methods.gradcam import grad_cam
 from ..hybrid import HybridCNNVQC, load_digits_images
-from ..inputs import enable_x64
 
 
 def _figure(output_dir, images, labels, predicted, second, cam_pred, cam_second, logits):

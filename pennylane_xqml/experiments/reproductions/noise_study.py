@@ -6,12 +6,12 @@ Two small models, explained by every hardware-ready method through the public tr
   ``StronglyEntanglingLayers`` with seeded weights, output ``<Z_0>``. Methods: exact integrated
   gradients by the one-circuit Hadamard test (``gradient="hadamard_all"``, zero baseline; one
   more wire for the ancilla) and feature ablation (zero baseline).
-* **angle**: :class:`~pennylane_xqml.synthetic.FourierPQC` (4 qubits, ``RY(x_i)`` encodings,
+* **angle**: :class:`~pennylane_xqml.experiments.synthetic.FourierPQC` (4 qubits, ``RY(x_i)`` encodings,
   2 layers) with its seeded initial weights (untrained: only the agreement of noisy and
   noiseless explanations of the *same* model is measured). Methods: saliency (signed, parameter
   shift), integrated gradients (parameter shift, 4 Gauss-Legendre points, zero baseline),
   Taylor-Fourier (root = 0), feature ablation and exact Shapley values (zero baseline), and
-  QPert's compute-uncompute :func:`~pennylane_xqml.qpert.circuit_fidelity` of ``x`` with 4
+  QPert's compute-uncompute :func:`~pennylane_xqml.methods.qpert.circuit_fidelity` of ``x`` with 4
   masked copies ``m ⊙ x`` (masks seeded; reference: the state fidelity).
 
 Devices (:mod:`pennylane_xqml.noise`): ``default.mixed`` with depolarising noise ``p`` after
@@ -39,7 +39,7 @@ backend (20000 shots; with ZNE only integrated gradients).
 All inputs are NumPy arrays: ``default.mixed`` then simulates with NumPy; with JAX arrays every
 gate and channel is a separate JAX dispatch, 5-20 times slower here. The noiseless references
 run on ``default.qubit`` with each method's default rule (adjoint for amplitude gradients,
-parameter shift for angle gradients with NumPy inputs, :func:`~pennylane_xqml.qpert.state_fidelity`
+parameter shift for angle gradients with NumPy inputs, :func:`~pennylane_xqml.methods.qpert.state_fidelity`
 for QPert's fidelity).
 """
 
@@ -54,17 +54,10 @@ from typing import NamedTuple
 import numpy as np
 import pennylane as qml
 
-from .. import (
-    feature_ablation,
-    integrated_gradients,
-    metrics,
-    qpert,
-    saliency,
-    shapley_values,
-    taylor_fourier,
-)
-from ..inputs import enable_x64
-from ..noise import ZNE, depolarizing_device, fake_backend_device, on_device
+from ... import feature_ablation, metrics, saliency, shapley_values
+from ...engine.inputs import enable_x64
+from ...methods import integrated_gradients, qpert, taylor_fourier
+from ...noise import ZNE, depolarizing_device, fake_backend_device, on_device
 from ..synthetic import FourierPQC, SyntheticTask
 
 N_AMPLITUDE_QUBITS = 3

@@ -47,12 +47,12 @@ import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
 
-from .angle_gradient import expand_for_shifts, shift_tapes
-from .cost import check_cost_options, gate_counts, make_report, random_results
-from .encodings import flatten_outputs, input_parameter_indices, output_sentences
-from .execution import shots_of
-from .plan import Plan, execute_plan
-from .validation import check_bool, is_tracer
+from ..engine.angle_gradient import expand_for_shifts, shift_tapes
+from ..engine.cost import check_cost_options, gate_counts, make_report, random_results
+from ..engine.encodings import flatten_outputs, input_parameter_indices, output_sentences
+from ..engine.execution import shots_of
+from ..engine.plan import Plan, execute_plan
+from ..engine.validation import check_bool, is_tracer
 
 __all__ = ["CAMWeights", "GradCAM", "grad_cam", "grad_cam_cost"]
 
@@ -328,7 +328,7 @@ class GradCAM:
 
     def cost(self, params, images, target_stderr=None, gate_set=None):
         r"""The cost of ``self(params, images)``, without running its circuits
-        (:class:`~pennylane_xqml.cost.CostReport`).
+        (:class:`~pennylane_xqml.engine.cost.CostReport`).
 
         The tapes are those of :meth:`vqc_plan`: ``n_images × 2 × n_angles`` shifted circuits,
         plus one forward circuit per image for ``target=None``, in one batch. The shot bound is
@@ -343,7 +343,7 @@ class GradCAM:
         of the shots needed, not a guarantee. ``gradient="backprop"`` runs no circuits (one simulator request).
 
         >>> import jax.numpy as jnp, pennylane_xqml as xqml
-        >>> from pennylane_xqml.hybrid import HybridCNNVQC
+        >>> from pennylane_xqml.experiments.hybrid import HybridCNNVQC
         >>> model = HybridCNNVQC(n_classes=2, n_channels=2, n_qubits=2, n_layers=1, n_hidden=2,
         ...                      image_shape=(5, 5))
         >>> images = jnp.linspace(0, 1, 50).reshape(2, 5, 5)
@@ -427,7 +427,7 @@ def grad_cam(model, layer="conv2", target=None, gradient="parameter-shift", upsa
         the weights ``w_k`` (:class:`CAMWeights`).
 
     Example:
-        >>> from pennylane_xqml.hybrid import HybridCNNVQC
+        >>> from pennylane_xqml.experiments.hybrid import HybridCNNVQC
         >>> model = HybridCNNVQC(n_classes=4)
         >>> images = jnp.linspace(0, 1, 128).reshape(2, 8, 8)
         >>> cam = grad_cam(model, target=1)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pennylane as qml
 
-from .baselines import resolve_baseline
-from .core import Attribution, safe_unit
-from .encodings import conj
-from .quadrature import METHODS, path_points
-from .transform import attribution_transform
-from .validation import check_finite, check_positive_int
+from ..engine.baselines import resolve_baseline
+from ..engine.core import Attribution, safe_unit
+from ..engine.encodings import conj
+from ..engine.quadrature import METHODS, path_points
+from ..engine.transform import attribution_transform
+from ..engine.validation import check_finite, check_positive_int
 
 IG_METHODS = ("auto", "exact") + METHODS
 
@@ -104,7 +104,7 @@ _DOC = r"""Integrated gradients of a QNode's output with respect to its input.
 
 A ``qml.transform``: use it as a decorator (``@integrated_gradients(baselines=0.0)`` above
 ``@qml.qnode``) or call ``integrated_gradients(qnode, ...)``; the result is an
-:class:`~pennylane_xqml.transform.ExplainedQNode`, a callable with the QNode's signature.
+:class:`~pennylane_xqml.engine.transform.ExplainedQNode`, a callable with the QNode's signature.
 Applied to a tape that starts with an amplitude embedding it returns ``(tapes, postprocessing)``
 (hardware rule ``"hadamard_all"`` by default).
 
@@ -127,7 +127,7 @@ Args:
     argnums (int): the QNode argument that holds the input. Default 0.
     gradient (str): how input gradients are measured: ``"auto"``, ``"hadamard_all"``,
         ``"hadamard"``, ``"adjoint"``, ``"backprop"``, ``"parameter-shift"``
-        (see :func:`~pennylane_xqml.core.resolve_gradient` for what ``"auto"`` picks).
+        (see :func:`~pennylane_xqml.engine.core.resolve_gradient` for what ``"auto"`` picks).
     ancilla: a free wire for the Hadamard tests (default: found or added automatically).
     return_convergence_delta (bool): also return ``Σ attr - (f(x) - f(x'))``.
     return_stderr (bool): also return the standard error of each attribution (shots).

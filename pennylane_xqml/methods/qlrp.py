@@ -46,9 +46,9 @@ from typing import NamedTuple
 import numpy as np
 import pennylane as qml
 
-from .core import Attribution, ModelCall
-from .execution import execute_batch
-from .transform import attribution_transform
+from ..engine.core import Attribution, ModelCall
+from ..engine.execution import execute_batch
+from ..engine.transform import attribution_transform
 
 QLRP_RULES = ("epsilon", "alpha_beta")
 STATE_DEVICES = (
@@ -265,7 +265,7 @@ Args:
         exact conservation over the entries with non-zero totals).
     alpha, beta (float): the alpha-beta rule's weights (default 1 and 0).
     target, argnums, return_convergence_delta: as in
-        :func:`~pennylane_xqml.integrated_gradients` (``gradient`` and ``ancilla`` are not
+        :func:`~pennylane_xqml.methods.integrated_gradients` (``gradient`` and ``ancilla`` are not
         used; ``return_stderr`` gives zeros: the computation is exact).
 
 Returns:
@@ -275,7 +275,7 @@ Returns:
 **Example**
 
 >>> import pennylane as qml, numpy as np
->>> from pennylane_xqml.qlrp import qlrp  # also xqml.qlrp
+>>> from pennylane_xqml.methods.qlrp import qlrp  # also xqml.qlrp
 >>> dev = qml.device("default.qubit", wires=2)
 >>> @qlrp(epsilon=0.0, return_convergence_delta=True)
 ... @qml.qnode(dev)

@@ -7,7 +7,7 @@ import optax
 import pennylane as qml
 from tqdm.auto import tqdm
 
-from pennylane_xqml.data import amplitude_vectors
+from pennylane_xqml.experiments.data import amplitude_vectors
 
 __all__ = ["AmplitudeClassifier"]
 
@@ -22,7 +22,7 @@ class AmplitudeClassifier:
     a JAX-interface QNode that attribution transforms can wrap directly; ``weights``,
     the trainable ``StronglyEntanglingLayers`` angles; ``history``, per-epoch losses.
 
-    >>> from pennylane_xqml.data import bars_and_stripes
+    >>> from pennylane_xqml.experiments.data import bars_and_stripes
     >>> X, y = bars_and_stripes(4)
     >>> clf = AmplitudeClassifier(n_qubits=4).fit(X, y, epochs=5)
     >>> clf.predict(X).shape

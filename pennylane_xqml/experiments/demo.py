@@ -6,7 +6,7 @@ this package's exact one-circuit form of IG, and compares circuit counts with HA
 
 Run it from the shell with ``xqml demo``, or from Python (tested in ``tests/test_demo.py``)::
 
-    from pennylane_xqml.demo import run_demo
+    from pennylane_xqml.experiments.demo import run_demo
     rows = run_demo("xqml_output", quick=True, progress=False)
 """
 
@@ -20,10 +20,10 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from .core import ModelCall, resolve_gradient
+from ..engine.core import ModelCall, resolve_gradient
+from ..engine.inputs import enable_x64
+from ..methods.integrated_gradients import integrated_gradients
 from .data import bars_and_stripes, load_digits_pair
-from .inputs import enable_x64
-from .integrated_gradients import integrated_gradients
 from .models import AmplitudeClassifier
 
 __all__ = ["HATTRIQ_STEPS", "ROW_KEYS", "run_demo"]
@@ -140,7 +140,7 @@ def _default_rule(qnode, x, weights):
 
 
 def _figure(spec, images, labels, attributions, path):
-    from . import plotting  # pylint: disable=import-outside-toplevel
+    from . import plotting
 
     picks = [i for c in (0, 1) for i in np.flatnonzero(labels == c)[:3]]
     names = spec["classes"]
@@ -187,8 +187,8 @@ def format_table(rows):
 def run_demo(output_dir="xqml_output", quick=False, progress=True):
     """Train amplitude classifiers on Bars and Stripes and digits, explain them with exact IG.
 
-    For each data set: train an :class:`~pennylane_xqml.models.AmplitudeClassifier`, explain
-    test images with :func:`~pennylane_xqml.integrated_gradients` (zero amplitude baseline,
+    For each data set: train an :class:`~pennylane_xqml.experiments.models.AmplitudeClassifier`, explain
+    test images with :func:`~pennylane_xqml.methods.integrated_gradients` (zero amplitude baseline,
     exact closed form, completeness delta), time the ``jax.jit``-compiled explanation after a
     warm-up call, count the circuits one explanation needs (default rule, the hardware rule
     ``gradient="hadamard_all"``, and HATTRIQ's ``d × 50``), print a table and write the heatmaps

@@ -33,10 +33,10 @@ import math
 import numpy as np
 import pennylane as qml
 
-from .baselines import resolve_baseline
-from .core import Attribution
-from .transform import attribution_transform
-from .validation import check_bool, check_finite, check_positive_int, check_seed
+from ..engine.baselines import resolve_baseline
+from ..engine.core import Attribution
+from ..engine.transform import attribution_transform
+from ..engine.validation import check_bool, check_finite, check_positive_int, check_seed
 
 MAX_EXACT_GROUPS = 12
 DISTANCE_MODES = ("cosine", "euclidean")
@@ -476,7 +476,7 @@ Args:
     feature_mask (array[int]): group ids shaped like the attributions; features with the same
         id are ablated together and all receive the group's attribution. Default: each feature
         alone.
-    target, argnums: as in :func:`~pennylane_xqml.integrated_gradients`.
+    target, argnums: as in :func:`~pennylane_xqml.methods.integrated_gradients`.
     return_stderr (bool): also return standard errors (shots; zeros when analytic).
 
 Returns:
@@ -486,7 +486,7 @@ Returns:
 **Example**
 
 >>> import pennylane as qml, numpy as np
->>> from pennylane_xqml.perturbation import feature_ablation
+>>> from pennylane_xqml.methods.perturbation import feature_ablation
 >>> dev = qml.device("default.qubit", wires=2)
 >>> @feature_ablation(baselines=0.0)
 ... @qml.qnode(dev)
@@ -516,7 +516,7 @@ Args:
     baselines: Captum's name for a single reference (give it or ``background``, not both).
     feature_mask (array[int]): group ids shaped like the attributions (as in
         :func:`feature_ablation`); the Shapley game is played by the groups.
-    target, argnums: as in :func:`~pennylane_xqml.integrated_gradients`.
+    target, argnums: as in :func:`~pennylane_xqml.methods.integrated_gradients`.
     return_convergence_delta (bool): also return the efficiency gap
         ``sum_g phi_g - (f(x) - mean_b f(b))``, summed over groups (zero up to rounding).
     return_stderr (bool): also return standard errors (shots; zeros when analytic).
@@ -528,7 +528,7 @@ Returns:
 **Example**
 
 >>> import pennylane as qml, numpy as np
->>> from pennylane_xqml.perturbation import shapley_values
+>>> from pennylane_xqml.methods.perturbation import shapley_values
 >>> dev = qml.device("default.qubit", wires=2)
 >>> @shapley_values(background=np.zeros((1, 2)), return_convergence_delta=True)
 ... @qml.qnode(dev)
@@ -569,7 +569,7 @@ Returns:
 **Example**
 
 >>> import pennylane as qml, numpy as np
->>> from pennylane_xqml.perturbation import shapley_value_sampling
+>>> from pennylane_xqml.methods.perturbation import shapley_value_sampling
 >>> dev = qml.device("default.qubit", wires=2)
 >>> @shapley_value_sampling(baselines=0.0, n_samples=10, seed=1)
 ... @qml.qnode(dev)
@@ -608,7 +608,7 @@ Returns:
 **Example**
 
 >>> import pennylane as qml, numpy as np
->>> from pennylane_xqml.perturbation import kernel_shap, shapley_values
+>>> from pennylane_xqml.methods.perturbation import kernel_shap, shapley_values
 >>> dev = qml.device("default.qubit", wires=2)
 >>> @qml.qnode(dev)
 ... def model(x):
@@ -654,7 +654,7 @@ Returns:
 **Example**
 
 >>> import pennylane as qml, numpy as np
->>> from pennylane_xqml.perturbation import lime
+>>> from pennylane_xqml.methods.perturbation import lime
 >>> dev = qml.device("default.qubit", wires=2)
 >>> @lime(n_samples=20, seed=3)
 ... @qml.qnode(dev)
@@ -683,7 +683,7 @@ Returns:
 **Example**
 
 >>> import pennylane as qml, numpy as np
->>> from pennylane_xqml.perturbation import random_attribution
+>>> from pennylane_xqml.methods.perturbation import random_attribution
 >>> dev = qml.device("default.qubit", wires=2)
 >>> @random_attribution(seed=7)
 ... @qml.qnode(dev)

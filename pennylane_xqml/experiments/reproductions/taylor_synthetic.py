@@ -1,16 +1,16 @@
 """``xqml reproduce taylor-synthetic``: Taylor-Fourier vs other methods on a task with known truth.
 
-Trains :class:`~pennylane_xqml.synthetic.FourierPQC` (4 qubits, 2 layers) on the synthetic target
-``g(x) = Σ a_i sin(x_i - c_i) + b sin x_0 sin x_1`` (:mod:`pennylane_xqml.synthetic`), then
+Trains :class:`~pennylane_xqml.experiments.synthetic.FourierPQC` (4 qubits, 2 layers) on the synthetic target
+``g(x) = Σ a_i sin(x_i - c_i) + b sin x_0 sin x_1`` (:mod:`pennylane_xqml.experiments.synthetic`), then
 explains held-out test points with Taylor-Fourier, QLRP, integrated gradients, saliency and exact
 Shapley values, and compares each with the ground truth ``R^⋆_i = g(x̃ + δ_i e_i) - g(x̃)`` of
-the *target* (:meth:`~pennylane_xqml.synthetic.SyntheticTask.true_relevance`).
+the *target* (:meth:`~pennylane_xqml.experiments.synthetic.SyntheticTask.true_relevance`).
 
 Choices (documented):
 
 * **Root.** One shared root ``x̃`` for all instances: the Newton iteration of
   ``taylor_fourier(root="search")`` (``x ← x - f ∇f/‖∇f‖²``) started at the zero vector
-  (:meth:`~pennylane_xqml.synthetic.FourierPQC.find_root`, ``|f(x̃)| < 1e-10``). The same point
+  (:meth:`~pennylane_xqml.experiments.synthetic.FourierPQC.find_root`, ``|f(x̃)| < 1e-10``). The same point
   is Taylor-Fourier's root, IG's baseline, the single background row of the Shapley values and
   the reference point of the ground truth.
 * **Saliency** is the raw signed gradient times ``(x - x̃)`` (gradient × input from the root),
@@ -34,15 +34,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import (
-    integrated_gradients,
-    metrics,
-    perturbation,
-    qlrp,
-    saliency,
-    taylor_fourier,
-)
-from ..inputs import enable_x64
+from ... import metrics, saliency
+from ...engine.inputs import enable_x64
+from ...methods import integrated_gradients, perturbation, qlrp, taylor_fourier
 from ..synthetic import FourierPQC, SyntheticTask
 
 METHODS = ("Taylor-Fourier", "QLRP", "IG", "Saliency x (x - root)", "Shapley (exact)")

@@ -51,7 +51,7 @@ import numpy as np
 import optax
 import pennylane as qml
 
-from .validation import check_positive_int
+from ..engine.validation import check_positive_int
 
 __all__ = ["HybridCNNVQC", "load_digits_images"]
 

@@ -40,13 +40,13 @@ from collections.abc import Mapping
 import numpy as np
 import pennylane as qml
 
-from . import angle_gradient
-from .core import Attribution, Engine
-from .encodings import random_like
-from .inputs import eager
-from .plan import execute_plan
-from .transform import attribution_transform
-from .validation import check_finite, check_positive_int, is_int, leaves, precision_bits
+from ..engine import angle_gradient
+from ..engine.core import Attribution, Engine
+from ..engine.encodings import random_like
+from ..engine.inputs import eager
+from ..engine.plan import execute_plan
+from ..engine.transform import attribution_transform
+from ..engine.validation import check_finite, check_positive_int, is_int, leaves, precision_bits
 
 ROOT_MODES = ("search",)
 _SLOPE_ATOL = 1e-9
@@ -478,7 +478,7 @@ class TaylorFourier:
 
 _DOC = r"""Taylor-Fourier relevance of a QNode: the all-order single-feature Taylor sums at a root.
 
-A ``qml.transform`` like :func:`~pennylane_xqml.integrated_gradients` (decorator or
+A ``qml.transform`` like :func:`~pennylane_xqml.methods.integrated_gradients` (decorator or
 ``taylor_fourier(qnode, ...)``; the result is called like the QNode). For a reference point
 ``x̃`` (a *root*, ``f(x̃) ≈ 0``) and ``δ = x - x̃``:
 
@@ -511,7 +511,7 @@ misses frequencies of ``f`` gives wrong relevances.
 
 Args:
     qnode (QNode): the model (omit to get a decorator). Amplitude embeddings are refused
-        (use :func:`~pennylane_xqml.integrated_gradients`, exact there).
+        (use :func:`~pennylane_xqml.methods.integrated_gradients`, exact there).
     root: the reference point ``x̃``: an array shaped like the input, or
         ``(n_outputs, *input_shape)`` for one root per output; or ``"search"`` (the
         default, also for ``None``): for each output, Newton steps
@@ -532,7 +532,7 @@ Args:
     root_tol (float): ``|f(x̃)|`` accepted as a root (default: 1e-8 in float64, 1e-6 in
         float32; raise it with shots).
     target, argnums, gradient, ancilla, return_stderr: as in
-        :func:`~pennylane_xqml.integrated_gradients` (``gradient`` is used by the root search;
+        :func:`~pennylane_xqml.methods.integrated_gradients` (``gradient`` is used by the root search;
         the relevances use shift circuits).
     return_convergence_delta (bool): also return ``Σ_i R_i - (f(x) - f(x̃))`` (minus the
         cross terms; Captum's sign convention, as for integrated gradients).
@@ -544,7 +544,7 @@ Returns:
 **Example**
 
 >>> import pennylane as qml, numpy as np
->>> from pennylane_xqml.taylor_fourier import taylor_fourier  # also xqml.taylor_fourier
+>>> from pennylane_xqml.methods.taylor_fourier import taylor_fourier  # also xqml.taylor_fourier
 >>> dev = qml.device("default.qubit", wires=2)
 >>> @taylor_fourier(root=np.array([np.pi / 2, 0.0]), return_convergence_delta=True)
 ... @qml.qnode(dev)

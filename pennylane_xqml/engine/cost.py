@@ -1,11 +1,11 @@
 r"""Circuit cost report: what one explanation will cost on a device, before it runs.
 
 :func:`cost_report` (also ``explained.cost(*args)``) builds the batch of tapes that one call of
-an :class:`~pennylane_xqml.transform.ExplainedQNode` would execute and returns a
+an :class:`~pennylane_xqml.engine.transform.ExplainedQNode` would execute and returns a
 :class:`CostReport` with
 
 * **circuits**: ``n_circuits``, the tapes of the one ``qml.execute`` call of the explanation
-  (exactly :meth:`~pennylane_xqml.transform.ExplainedQNode.construct_batch`), and
+  (exactly :meth:`~pennylane_xqml.engine.transform.ExplainedQNode.construct_batch`), and
   ``n_measurement_groups``, the circuits a device runs once every tape's non-commuting
   measurements are split (:func:`qml.transforms.split_non_commuting`); simulator-only autodiff
   rules (``gradient="backprop"``, and ``"adjoint"`` for angle inputs) compute their gradients
@@ -41,9 +41,9 @@ an :class:`~pennylane_xqml.transform.ExplainedQNode` would execute and returns a
   (``| |g| - |g'| | <= |g - g'|``).
 
 Grad-CAM and QPert are not transforms: ``cam.cost(params, images)``
-(:func:`~pennylane_xqml.gradcam.grad_cam_cost`) gives a :class:`CostReport` of the plan of
+(:func:`~pennylane_xqml.methods.gradcam.grad_cam_cost`) gives a :class:`CostReport` of the plan of
 Grad-CAM's one batch (shots bound the channel weights ``w_k``), and
-``explainer.cost(x, *weights)`` (:func:`~pennylane_xqml.qpert.qpert_cost`) a
+``explainer.cost(x, *weights)`` (:func:`~pennylane_xqml.methods.qpert.qpert_cost`) a
 :class:`QPertCost`: circuits per iteration and in total, gates of the model and fidelity
 circuits, no shot bound (the loss is not linear in the results). All reports share
 :class:`GateCounts`.
@@ -125,7 +125,7 @@ def _table(rows, notes):
 
 @dataclass(frozen=True)
 class CostReport:
-    """The cost of one explanation (see :mod:`pennylane_xqml.cost`); ``str(report)`` is a table.
+    """The cost of one explanation (see :mod:`pennylane_xqml.engine.cost`); ``str(report)`` is a table.
 
     ``shot_variance`` is ``max_k v_k``: the per-shot variance bound of the worst attribution
     component (``None`` when shots do not apply: simulator-only rules, state outputs);
@@ -385,7 +385,7 @@ def cost_report(explained, *args, target_stderr=None, gate_set=None, **kwargs):
             (e.g. ``{"RZ", "SX", "CNOT"}``); default: the gates as generated.
 
     Returns:
-        CostReport: see :mod:`pennylane_xqml.cost`.
+        CostReport: see :mod:`pennylane_xqml.engine.cost`.
     """
     if not callable(getattr(explained, "plan", None)) or not hasattr(explained, "method"):
         raise TypeError(
@@ -460,7 +460,7 @@ def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
 
 @dataclass(frozen=True)
 class QPertCost:
-    """The cost of a QPert explanation (see :func:`~pennylane_xqml.qpert.qpert_cost`); ``str(cost)`` is a table.
+    """The cost of a QPert explanation (see :func:`~pennylane_xqml.methods.qpert.qpert_cost`); ``str(cost)`` is a table.
 
     Every instance evaluates its class probabilities once (``n_setup_circuits``), then each of
     the ``n_iter`` iterations runs ``circuits_per_iteration`` circuits: the model at the ``K``

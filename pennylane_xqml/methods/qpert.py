@@ -61,10 +61,10 @@ import numpy as np
 import optax
 import pennylane as qml
 
-from .cost import QPertCost, check_cost_options, gate_counts, measurement_groups
-from .encodings import input_parameter_indices
-from .execution import resolve_interface, shots_of
-from .validation import check_positive_int, is_int, is_real
+from ..engine.cost import QPertCost, check_cost_options, gate_counts, measurement_groups
+from ..engine.encodings import input_parameter_indices
+from ..engine.execution import resolve_interface, shots_of
+from ..engine.validation import check_positive_int, is_int, is_real
 
 __all__ = [
     "DEFAULT_COEFFICIENTS",
@@ -1001,7 +1001,7 @@ def qpert_mask(
         optimizer (optax.GradientTransformation): default ``optax.adam(learning_rate)``.
         seed (int): seed of the background draws and of ``θ0``.
         head (callable): maps the model output to class probabilities (for
-            :class:`~pennylane_xqml.iris.IrisQCL`: :func:`~pennylane_xqml.iris.class_probabilities`);
+            :class:`~pennylane_xqml.experiments.iris.IrisQCL`: :func:`~pennylane_xqml.experiments.iris.class_probabilities`);
             default: the output is already a probability vector (``qml.probs``).
         fidelity (str): ``"circuit"`` (default: ``1 - |<ψ(x)|ψ(x̃)>|²`` from the compute-uncompute
             circuit, see :func:`circuit_fidelity`), ``"js"`` (Jensen-Shannon divergence of the
@@ -1019,7 +1019,7 @@ def qpert_mask(
     **Example**
 
     >>> import pennylane as qml, numpy as np
-    >>> from pennylane_xqml.qpert import qpert_mask
+    >>> from pennylane_xqml.methods.qpert import qpert_mask
     >>> dev = qml.device("default.qubit", wires=2)
     >>> background = np.random.default_rng(0).uniform(0, 1, size=(8, 2))
     >>> @qpert_mask(background=background, n_iter=60, learning_rate=0.2)
