@@ -52,6 +52,7 @@ import optax
 import pennylane as qml
 
 from ..engine.validation import check_positive_int
+from .training import train
 
 __all__ = ["HybridCNNVQC", "load_digits_images"]
 
@@ -380,9 +381,7 @@ class HybridCNNVQC:
         if epochs < 0 or batch_size < 1:
             raise ValueError(f"Need epochs >= 0 and batch_size >= 1; got {epochs}, {batch_size}.")
         start = time.perf_counter()
-        n = X.shape[0]
-        batch_size = min(batch_size, n)
-        n_batches = n // batch_size
+        n_batches = X.shape[0] // min(batch_size, X.shape[0])
         optimizer = optax.adam(
             optax.cosine_decay_schedule(learning_rate, max(1, epochs * n_batches))
         )
@@ -391,26 +390,24 @@ class HybridCNNVQC:
             logits = self.analytic_logits(p, Xb)
             return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, yb))
 
-        @jax.jit
-        def epoch(p, opt_state, order, X, y):  # data as arguments: no constant folding of X
-            def step(carry, idx):
-                p, opt_state = carry
-                loss, grads = jax.value_and_grad(loss_fn)(p, X[idx], y[idx])
-                updates, opt_state = optimizer.update(grads, opt_state, p)
-                return (optax.apply_updates(p, updates), opt_state), loss
-
-            (p, opt_state), losses = jax.lax.scan(step, (p, opt_state), order)
-            return p, opt_state, jnp.mean(losses)
-
-        params = _strong(self.params if params is None else params)
-        opt_state = optimizer.init(params)
-        rng = np.random.default_rng(seed)
-        for i in range(epochs):
-            order = rng.permutation(n)[: n_batches * batch_size].reshape(n_batches, batch_size)
-            params, opt_state, loss = epoch(params, opt_state, jnp.asarray(order), X, y)
-            self.history.append(float(loss))
+        def report(epoch, params, opt_state, loss):
             if verbose:
-                print(f"epoch {i + 1}/{epochs}: loss {float(loss):.4f}")
+                print(f"epoch {epoch}/{epochs}: loss {loss:.4f}")
+
+        result = train(
+            loss_fn,
+            _strong(self.params if params is None else params),
+            optimizer,
+            (X, y),
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            remainder="drop",
+            scan=True,
+            after_epoch=report,
+        )
+        self.history.extend(result.history)
+        params = result.params
         self.params = params
         self.fit_time_ = time.perf_counter() - start
         return self

@@ -42,7 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pennylane as qml
-from tqdm.auto import tqdm
+
+from .training import EpochDecision, train
 
 __all__ = [
     "IrisQCL",
@@ -397,15 +398,8 @@ class IrisQCL:
             raise ValueError(f'engine must be "statevector" or "qnode"; got {engine!r}.')
         losses = functools.partial(_sample_losses, batched=batched)
         start = time.perf_counter()
-        adam = (
-            optax.scale_by_adam()
-        )  # the learning rate is an argument: changing it never recompiles
-
-        @jax.jit
-        def step(weights, opt_state, Xb, yb, lr):
-            loss, grads = jax.value_and_grad(lambda w: jnp.mean(losses(w, Xb, yb)))(weights)
-            updates, opt_state = adam.update(grads, opt_state)
-            return weights - lr * updates, opt_state, loss
+        # the learning rate is part of the optimiser's state: changing it never recompiles
+        optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=float(learning_rate))
 
         # training and validation losses in one call (one compilation)
         X_all, y_all = np.concatenate([X_train, X_val]), np.concatenate([y_train, y_val])
@@ -416,35 +410,43 @@ class IrisQCL:
             per_sample = losses(weights, X_all, y_all)
             return jnp.mean(per_sample[:n]), jnp.mean(per_sample[n:])
 
-        weights = self.weights
-        opt_state = adam.init(weights)
-        best_weights, best_loss = weights, float(evaluate(weights)[1])
-        self.best_epoch = 0
-        rng = np.random.default_rng(self.seed if seed is None else seed)
-        wait, lr_wait, lr = 0, 0, float(learning_rate)
-        bar = tqdm(range(1, epochs + 1), desc="training", disable=not progress)
-        for epoch in bar:
-            order = rng.permutation(n)
-            for begin in range(0, n, batch_size):
-                idx = order[begin : begin + batch_size]
-                weights, opt_state, _ = step(weights, opt_state, X_train[idx], y_train[idx], lr)
+        best = {"weights": self.weights, "loss": float(evaluate(self.weights)[1]), "epoch": 0}
+        schedule = {"wait": 0, "lr_wait": 0, "lr": float(learning_rate)}
+
+        def after_epoch(epoch, weights, opt_state, _):
             train_loss, val_loss = map(float, evaluate(weights))
             self.history["train_loss"].append(train_loss)
             self.history["val_loss"].append(val_loss)
-            self.history["learning_rate"].append(lr)
-            bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.3g}")
-            if val_loss < best_loss:
-                best_weights, best_loss, self.best_epoch = weights, val_loss, epoch
-                wait = lr_wait = 0
+            self.history["learning_rate"].append(schedule["lr"])
+            status = f"train={train_loss:.3f}, val={val_loss:.3f}, lr={schedule['lr']:.3g}"
+            new_state = None
+            if val_loss < best["loss"]:
+                best.update(weights=weights, loss=val_loss, epoch=epoch)
+                schedule.update(wait=0, lr_wait=0)
             else:
-                wait += 1
-                lr_wait += 1
-                if lr_wait >= lr_patience:
-                    lr *= lr_factor
-                    lr_wait = 0
-            if val_loss < target_val_loss or wait >= patience:
-                break
-        bar.close()
+                schedule["wait"] += 1
+                schedule["lr_wait"] += 1
+                if schedule["lr_wait"] >= lr_patience:
+                    schedule.update(lr=schedule["lr"] * lr_factor, lr_wait=0)
+                    old = optax.tree_utils.tree_get(opt_state, "learning_rate")
+                    lr = jnp.asarray(schedule["lr"], dtype=old.dtype)  # same type: no recompiling
+                    new_state = optax.tree_utils.tree_set(opt_state, learning_rate=lr)
+            stop = val_loss < target_val_loss or schedule["wait"] >= patience
+            return EpochDecision(opt_state=new_state, stop=stop, status=status)
+
+        train(
+            lambda w, Xb, yb: jnp.mean(losses(w, Xb, yb)),
+            self.weights,
+            optimizer,
+            (X_train, y_train),
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=self.seed if seed is None else seed,
+            remainder="keep",
+            after_epoch=after_epoch,
+            progress=progress,
+        )
+        best_weights, self.best_epoch = best["weights"], best["epoch"]
         self.weights = best_weights
         self.fit_time = time.perf_counter() - start
         return self

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pennylane as qml
-from tqdm.auto import tqdm
 
-from pennylane_xqml.experiments.data import amplitude_vectors
+from .data import amplitude_vectors
+from .training import train
 
 __all__ = ["AmplitudeClassifier"]
 
@@ -83,30 +83,25 @@ class AmplitudeClassifier:
         X, y = self._check_Xy(X, y)
         if epochs < 0 or batch_size < 1:
             raise ValueError(f"Need epochs >= 0 and batch_size >= 1; got {epochs}, {batch_size}.")
-        n = len(X)
-        batch_size = min(batch_size, n)
-        # The last batch is topped up with masked-out samples so that `step` compiles once.
-        mask = (np.arange(n + -n % batch_size) < n).reshape(-1, batch_size).astype(np.float64)
+        n_batches = -(-len(X) // min(batch_size, len(X)))
         optimizer = optax.adam(
-            optax.cosine_decay_schedule(learning_rate, max(1, epochs * len(mask)))
+            optax.cosine_decay_schedule(learning_rate, max(1, epochs * n_batches))
         )
-
-        @jax.jit
-        def step(weights, opt_state, Xb, yb, mask):
-            loss, grads = jax.value_and_grad(self._loss)(weights, Xb, yb, mask)
-            updates, opt_state = optimizer.update(grads, opt_state)
-            return optax.apply_updates(weights, updates), opt_state, loss
-
-        weights, opt_state = self.weights, optimizer.init(self.weights)
-        rng = np.random.default_rng(seed)
-        for _ in tqdm(range(epochs), desc="training", disable=not progress):
-            order = np.resize(rng.permutation(n), mask.shape)
-            total = 0.0
-            for idx, m in zip(order, mask):
-                weights, opt_state, loss = step(weights, opt_state, X[idx], y[idx], m)
-                total += float(loss) * m.sum()
-            self.history.append(float(total / n))
-        self.weights = weights
+        # The last batch is topped up with rows of weight 0 so that the step compiles once.
+        result = train(
+            self._loss,
+            self.weights,
+            optimizer,
+            (X, y),
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            remainder="pad",
+            weighted_loss=True,
+            progress=progress,
+        )
+        self.history.extend(result.history)
+        self.weights = result.params
         return self
 
     def predict_proba(self, X):

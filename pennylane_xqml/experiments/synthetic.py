@@ -43,6 +43,8 @@ import numpy as np
 import optax
 import pennylane as qml
 
+from .training import train
+
 DEFAULT_A = (1.0, -0.7, 0.45, 0.2)
 """Amplitudes ``a_i`` of the single-feature waves (distinct magnitudes: a clear ranking)."""
 DEFAULT_C = (0.3, -1.1, 2.0, 0.7)
@@ -183,24 +185,20 @@ class FourierPQC:
         """Full-batch Adam on the mean squared error (``jax.jit``); keeps the last weights.
         ``history`` holds the loss of every step. Returns ``self``."""
         X, y = jnp.asarray(X), jnp.asarray(y)
-        optimizer = optax.adam(learning_rate)
 
-        def loss(w):
+        def loss(w):  # the data are constants of the compiled step, as they always were
             return jnp.mean((self.simulate(X, w) - y) ** 2)
 
-        @jax.jit
-        def step(w, state):
-            value, grad = jax.value_and_grad(loss)(w)
-            updates, state = optimizer.update(grad, state, w)
-            return optax.apply_updates(w, updates), state, value
+        def report(step, w, state, value):
+            if progress and ((step - 1) % 100 == 0 or step == steps):
+                print(f"  step {step - 1:4d}  mse {value:.4f}")
 
-        w, state = self.weights, optimizer.init(self.weights)
         start = time.perf_counter()
-        for k in range(steps):
-            w, state, value = step(w, state)
-            self.history.append(float(value))
-            if progress and (k % 100 == 0 or k == steps - 1):
-                print(f"  step {k:4d}  mse {float(value):.4f}")
+        result = train(
+            loss, self.weights, optax.adam(learning_rate), (), epochs=steps, after_epoch=report
+        )
+        self.history.extend(result.history)
+        w = result.params
         self.weights = w
         self.fit_seconds = time.perf_counter() - start
         return self
