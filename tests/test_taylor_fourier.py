@@ -299,3 +299,40 @@ def test_bad_root_shape_and_spectrum_index():
         with pytest.raises(ValueError, match="spectrum names features \\[5\\]"):
             taylor_fourier(small, root=np.zeros(2), spectrum={5: [1]})(x, w)
     assert tracker.totals.get("executions", 0) == 0
+
+
+def test_the_root_search_is_an_explicit_step_and_plans_run_nothing():
+    dev = qml.device("default.qubit", wires=2)
+
+    @qml.qnode(dev)
+    def model(x):
+        qml.RY(x[0], wires=0)
+        qml.RY(x[1], wires=1)
+        return qml.expval(qml.Z(0) @ qml.Z(1))
+
+    x = np.array([0.4, 0.9])
+    explained = taylor_fourier(model, return_convergence_delta=True)
+    assert explained.needs_preparation
+    with (
+        qml.Tracker(dev) as tracker,
+        pytest.raises(ValueError, match=r"explained.prepare\(\*args\)"),
+    ):
+        explained.plan(x)
+    with pytest.raises(ValueError, match="prepare"):
+        explained.construct_batch(x)
+    assert tracker.totals.get("executions", 0) == 0
+    with qml.Tracker(dev) as search:
+        prepared = explained.prepare(x)
+    assert search.totals["executions"] > 0 and not prepared.needs_preparation
+    with qml.Tracker(dev) as building:
+        plan = prepared.plan(x)
+    assert building.totals.get("executions", 0) == 0 and len(plan.tapes) > 0
+    (relevance, delta), (direct, direct_delta) = prepared(x), explained(x)
+    assert_close(relevance, direct)
+    assert_close(delta, direct_delta)
+    # the root found is a root: the relevances sum to f(x) - f(root) = f(x), up to cross terms
+    root = prepared.method.searched_roots[0]
+    assert_close(model(root), 0.0, atol=1e-6)
+    # explanations that need no preparation return themselves
+    given = taylor_fourier(model, root=np.array([np.pi / 2, 0.0]))
+    assert not given.needs_preparation and given.prepare(x) is given

@@ -26,6 +26,7 @@ import numpy as np
 import pennylane as qml
 from jax.sharding import Mesh, PartitionSpec
 
+from .core import ModelCall
 from .transform import ExplainedQNode
 from .validation import check_positive_int, is_int
 
@@ -92,9 +93,12 @@ def _validated_inputs(explainer, args, argnums, kwargs):
     if isinstance(explainer, ExplainedQNode):
         # traces the model at the first row (nothing runs): shapes and options are checked here
         row_args = args[:argnums] + (inputs[0],) + args[argnums + 1 :]
-        plan = explainer.plan(*row_args, **kwargs)
+        if explainer.needs_preparation:  # its plan needs circuits run first: check the call
+            embedding = ModelCall(explainer.qnode, row_args, kwargs, explainer.options.argnums).kind
+        else:
+            embedding = explainer.plan(*row_args, **kwargs).embedding
         zero = ~rows.any(axis=1)
-        if plan.embedding == "amplitude" and zero.any():
+        if embedding == "amplitude" and zero.any():
             raise ValueError(
                 f"Input rows {np.flatnonzero(zero)[:10].tolist()} are all zero and cannot be "
                 "amplitude-embedded."

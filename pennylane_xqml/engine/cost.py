@@ -48,9 +48,10 @@ Grad-CAM's one batch (shots bound the channel weights ``w_k``), and
 circuits, no shot bound (the loss is not linear in the results). All reports share
 :class:`GateCounts`.
 
-``taylor_fourier`` with ``root="search"`` runs its Newton steps while the explanation is built;
-the report counts the circuits the device executed then (``n_setup_circuits``, measured with
-:class:`qml.Tracker`) -- give ``root=<an array>`` to budget without running anything.
+``taylor_fourier`` with ``root="search"`` runs its Newton steps in its preparation step
+(``explained.prepare(*args)``) before its plan exists; the report runs that step and counts the
+circuits the device executed then (``n_setup_circuits``, measured with :class:`qml.Tracker`) --
+give ``root=<an array>`` to budget without running anything.
 ``qlrp`` computes its relevances from a simulated density matrix (no circuits; shots do not
 apply). The gradient rule is resolved for the QNode as given: on an analytic simulator
 ``gradient="auto"`` picks simulator rules, so budget hardware with the QNode's shots set
@@ -394,8 +395,9 @@ def cost_report(explained, *args, target_stderr=None, gate_set=None, **kwargs):
         )
     gate_set = check_cost_options(target_stderr, gate_set)
 
-    with _CountExecutions(explained.device) as setup:
-        plan = explained.plan(*args, **kwargs)
+    with _CountExecutions(explained.device) as setup:  # the preparation step, if any
+        prepared = explained.prepare(*args, **kwargs)
+    plan = prepared.plan(*args, **kwargs)
     return plan_cost(
         plan, target_stderr=target_stderr, gate_set=gate_set, n_setup_circuits=setup.count
     )
@@ -411,8 +413,8 @@ def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
     notes = []
     if n_setup_circuits:
         notes.append(
-            f"{n_setup_circuits} circuits ran while the explanation was built (root search); "
-            "give root=<an array> to budget without running anything."
+            f"{n_setup_circuits} circuits ran in the explanation's preparation step (root "
+            "search); give root=<an array> to budget without running anything."
         )
     variance, first_order = None, False
     if plan.method == "qlrp":

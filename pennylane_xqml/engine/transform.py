@@ -59,13 +59,43 @@ def split_options(method_class, options):
     return method_class(**options), shared
 
 
-def make_plan(call, options, method) -> Plan:
-    """The :class:`~.plan.Plan` of ``method`` for ``call`` (validated; nothing runs)."""
+def needs_preparation(method) -> bool:
+    """Whether ``method`` must run circuits before its plan exists (its ``prepare`` step, such
+    as Taylor-Fourier's ``root="search"``)."""
+    return bool(getattr(method, "needs_preparation", False))
+
+
+def _engine_for(call, options):
     if options.target is not None and not -call.n_outputs <= options.target < call.n_outputs:
         raise ValueError(
             f"target={options.target} is out of range: the model has {call.n_outputs} outputs."
         )
-    engine = Engine(call, options.gradient, options.ancilla)
+    return Engine(call, options.gradient, options.ancilla)
+
+
+def prepare_method(call, options, method):
+    """``method`` with its preparation step done for ``call`` (this step runs circuits: each of
+    them a plan executed by :func:`~.plan.execute_plan`); ``method`` itself when it has none."""
+    if not needs_preparation(method):
+        return method
+    return method.prepare(_engine_for(call, options))
+
+
+def make_plan(call, options, method) -> Plan:
+    """The :class:`~.plan.Plan` of ``method`` for ``call`` (validated; nothing runs).
+
+    A method with a preparation step (:func:`needs_preparation`) is refused: run
+    :func:`prepare_method` first (``explained.prepare(*args)``), so that a plan never hides
+    circuits that run while it is built."""
+    engine = _engine_for(call, options)
+    if needs_preparation(method):
+        raise ValueError(
+            f"{method.public_name}: {method.preparation_note} runs circuits before the "
+            f"explanation's plan exists, so no plan can be built without running them. Call "
+            f"explained.prepare(*args) first (it runs that step and returns an explanation whose "
+            f".plan(*args), .construct_batch(*args) and .draw(*args) run nothing), or "
+            f"{method.preparation_alternative}."
+        )
     finish = method.build(engine, delta=options.return_convergence_delta)
     return engine.plan(method.public_name, lambda lookup: _format(call, finish(lookup), options))
 
@@ -143,9 +173,32 @@ class ExplainedQNode(qml.QNode):
 
     def plan(self, *args, **kwargs) -> Plan:
         """The :class:`~.plan.Plan` of the explanation of ``qnode(*args, **kwargs)``: its
-        tapes, device and processing function (after validation; nothing runs)."""
+        tapes, device and processing function (after validation; nothing runs).
+
+        A method with a preparation step that runs circuits (Taylor-Fourier's
+        ``root="search"``) raises here: ``explained.prepare(*args).plan(*args)`` runs that step
+        first."""
         call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
         return make_plan(call, self.options, self.method)
+
+    @property
+    def needs_preparation(self) -> bool:
+        """Whether :meth:`prepare` must run circuits before :meth:`plan` can be built."""
+        return needs_preparation(self.method)
+
+    def prepare(self, *args, **kwargs) -> ExplainedQNode:
+        """This explanation with its preparation step done for ``qnode(*args, **kwargs)``.
+
+        For Taylor-Fourier's ``root="search"`` this runs the Newton search (one plan of forward
+        and gradient circuits per step) and returns an explanation whose root is the one found
+        for these arguments; for every other method it returns ``self`` and runs nothing.
+        Calling the explanation is ``execute_plan(explained.prepare(*args).plan(*args))``."""
+        if not self.needs_preparation:
+            return self
+        call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
+        return ExplainedQNode(
+            self.qnode, prepare_method(call, self.options, self.method), self.options
+        )
 
     def construct_batch(self, *args, **kwargs):
         """The tapes one explanation executes (after validation; nothing runs)."""
@@ -170,7 +223,7 @@ class ExplainedQNode(qml.QNode):
         return ExplainedQNode(self.qnode.update_shots(shots), self.method, self.options)
 
     def __call__(self, *args, **kwargs):
-        return execute_plan(self.plan(*args, **kwargs))
+        return execute_plan(self.prepare(*args, **kwargs).plan(*args, **kwargs))
 
 
 @Transform.generic_register

@@ -35,6 +35,7 @@ The residual ``f(x) - f(x̃) - Σ_i R_i`` is the sum of the cross terms ``ε(x)`
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 import numpy as np
@@ -234,6 +235,28 @@ class TaylorFourier:
         self.root, self.root_steps = root, int(root_steps)
         self.root_tol = None if root_tol is None else float(root_tol)
         self.spectrum = _validate_spectrum(spectrum)
+        # set by prepare(): the roots found by the search (flat, one per output) and whether
+        # they were checked (concrete values) or may not have converged (traced values)
+        self.searched_roots, self.roots_checked = None, True
+
+    # -- the preparation step: the root search ---------------------------------------------------
+
+    preparation_note = 'root="search" (Newton steps towards a root of every output)'
+    preparation_alternative = "give root=<an array> to build the plan without running anything"
+
+    @property
+    def needs_preparation(self) -> bool:
+        """``root="search"`` runs circuits (the Newton steps) before the plan can be built."""
+        return isinstance(self.root, str) and self.searched_roots is None
+
+    def prepare(self, engine):
+        """The root search for ``engine``'s call: a copy of this method holding the roots found
+        (one per output). Each Newton step is one plan of forward and gradient circuits."""
+        self._structure(engine)  # refuse unsupported models before the search runs circuits
+        roots, checked = self._search(engine)
+        prepared = copy.copy(self)
+        prepared.searched_roots, prepared.roots_checked = list(roots), checked
+        return prepared
 
     def _tol(self, values):
         """``root_tol``, or by default 1e-8 for 64-bit values and 1e-6 for 32-bit ones (an
@@ -269,7 +292,7 @@ class TaylorFourier:
         call = engine.call
         d, k = int(np.prod(call.shape)), call.n_outputs
         if isinstance(self.root, str):
-            return None
+            return self.searched_roots
         root = self.root
         shape = tuple(qml.math.shape(root))
         if shape == tuple(call.shape):
@@ -354,7 +377,9 @@ class TaylorFourier:
 
     # -- build ----------------------------------------------------------------------------------
 
-    def build(self, engine, delta=False):
+    def _structure(self, engine):
+        """``(slopes, spectra)`` of the call's encoding; raises, before any circuit runs, for
+        the models Taylor-Fourier does not support."""
         call = engine.call
         if call.kind == "amplitude":
             raise ValueError(
@@ -362,11 +387,15 @@ class TaylorFourier:
                 "amplitude embedding f is a quadratic form of the amplitudes, and "
                 "xqml.integrated_gradients is exact there (method='exact')."
             )
+        return self._spectra(call)
+
+    def build(self, engine, delta=False):
+        call = engine.call
         roots = self._roots(engine)
-        slopes, spectra = self._spectra(call)  # raises before any circuit
-        checked = True
+        slopes, spectra = self._structure(engine)  # raises before any circuit
         if roots is None:
-            roots, checked = self._search(engine)
+            raise ValueError('root="search" needs its preparation step: see prepare().')
+        checked = self.roots_checked
         k_out = call.n_outputs
         root_of = [0] * k_out if len(roots) == 1 else list(range(k_out))
         x = engine.point
@@ -522,9 +551,12 @@ Args:
         otherwise). A ``ValueError`` is raised if ``|f| <= root_tol`` is not reached in
         ``root_steps`` steps or the gradient vanishes; under ``jax.jit``/``jax.vmap``, where
         values cannot be inspected, all ``root_steps`` steps run and the relevances of an
-        output whose search did not converge are NaN. The search runs its circuits while the
-        explanation is built (so ``construct_batch``/``draw`` run them too); the relevance
-        circuits then run in one batch. A given root is used as is (the relevances then sum
+        output whose search did not converge are NaN. The search is the explanation's
+        preparation step: calling the explanation runs it, then the relevance circuits in
+        one batch. ``explained.plan``/``construct_batch``/``draw`` never run circuits, so
+        they need ``explained.prepare(*args)`` first, which runs the search and returns an
+        explanation with the roots found; ``explained.cost`` runs the search and reports its
+        circuits as setup circuits. A given root is used as is (the relevances then sum
         to ``f(x) - f(x̃)`` up to the cross terms).
     spectrum: frequencies of ``f`` in each feature: a list for every feature, or a dict
         ``{flat feature index: list}`` (other features must then meet the requirements above).
