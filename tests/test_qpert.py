@@ -10,6 +10,7 @@ import optax
 import pennylane as qml
 import pytest
 
+from pennylane_xqml.engine.plan import execute_plan
 from pennylane_xqml.methods.qpert import (
     DEFAULT_COEFFICIENTS,
     PAPER_GRID,
@@ -552,3 +553,44 @@ def test_hyperparameter_search_validation(model, explainer):
         hyperparameter_search(explainer, X, W, n_trials=0, progress=False)
     with pytest.raises(ValueError, match="background"):
         hyperparameter_search(model, X, W, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# the plan of one loss evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fidelity", ["circuit", "js", None])
+def test_loss_plan_gives_the_terms_the_optimisation_records(model, fidelity):
+    explainer = qpert_mask(model, background=BACKGROUND, n_iter=4, n_masks=3, fidelity=fidelity)
+    history = explainer.explain(X[1], W).history
+    plan = explainer.loss_plan(X[1], W, step=0)
+    n_fidelity = 3 if fidelity == "circuit" else 0
+    assert len(plan.tapes) == 1 + 3 + n_fidelity and plan.simulator_requests == ()
+    with qml.Tracker(model.device) as tracker:
+        terms = execute_plan(plan)
+    assert tracker.totals["simulations"] == len(plan.tapes)
+    for name in ("target", "l1", "fidelity", "entanglement", "superposition", "total"):
+        assert_close(terms[name], history[name][0], rtol64=0, atol64=1e-12)
+
+
+def test_loss_plan_at_other_masks_and_the_cost_report_agree(model):
+    explainer = qpert_mask(model, background=BACKGROUND, n_iter=5, n_masks=2)
+    theta = jnp.array([[3.0, -3.0], [0.5, 0.2]])
+    terms = execute_plan(explainer.loss_plan(X[0], W, theta=theta))
+    masks = jax.nn.sigmoid(theta)
+    _, backgrounds = explainer.initial_state()
+    p_x = model(X[0], W)
+    q = [model(perturb(m, X[0], b), W) for m, b in zip(masks, backgrounds)]
+    expected_target = np.mean([-np.log(q_k[np.argmax(p_x)]) for q_k in q])
+    assert_close(terms["target"], expected_target, rtol64=0, atol64=1e-12)
+    assert "total" not in terms
+    # backprop: no gradient circuits, so an iteration runs the plan's tapes but the one at x
+    cost = explainer.cost(X[0], W)
+    plan = explainer.loss_plan(X[0], W)
+    assert cost.circuits_per_iteration == len(plan.tapes) - 1
+    with pytest.raises(ValueError, match="theta must have shape"):
+        explainer.loss_plan(X[0], W, theta=jnp.zeros(2))
+    with pytest.raises(ValueError, match="step must be None or an int"):
+        explainer.loss_plan(X[0], W, step=-1)

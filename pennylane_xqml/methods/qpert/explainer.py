@@ -13,6 +13,8 @@ import pennylane as qml
 from ...engine.cost import QPertCost, check_cost_options, gate_counts, measurement_groups
 from ...engine.encodings import input_parameter_indices
 from ...engine.execution import shots_of
+from ...engine.plan import Plan
+from ...engine.validation import is_int
 from .fidelity import (
     check_invertible,
     compute_uncompute_tape,
@@ -20,11 +22,13 @@ from .fidelity import (
     resolved_diff_method,
     run_fidelity,
     tape_at,
+    zero_probability,
 )
-from .losses import js_divergence
-from .optimise import Problem, explain_instance
+from .losses import js_divergence, schedule_weights, total_loss
+from .optimise import Problem, explain_instance, perturbed_inputs, terms_from
 from .options import QPertOptions, model_args, validate_options
 
+_AMPLITUDE_OPS = (qml.StatePrep, qml.AmplitudeEmbedding)
 _THETA_SCALE = 0.1  # θ0 ~ N(0, 0.1²): masks start near 0.5, slightly different from each other
 
 # ---------------------------------------------------------------------------------------------
@@ -81,8 +85,91 @@ class QPertExplainer:
 
     def probabilities(self, x, *weights):
         """Class probabilities of the model at ``x`` (``head`` applied to the output)."""
-        output = self.model(*model_args(x, weights, self.argnums))
+        return self.class_probabilities(self.model(*model_args(x, weights, self.argnums)))
+
+    def class_probabilities(self, output):
+        """The class probabilities of one model output (``head`` applied, if given)."""
         return jnp.asarray(output if self.head is None else self.head(output))
+
+    def loss_plan(self, x, *weights, theta=None, step=None):
+        """The :class:`~pennylane_xqml.engine.plan.Plan` of one evaluation of the loss terms
+        for the instance ``x``, at the masks ``sigmoid(theta)`` (default: the seeded start
+        ``θ0`` of :meth:`initial_state`); nothing runs.
+
+        Its tapes are the model at ``x`` (which fixes the predicted class and ``p(x)``), the
+        model at the ``K`` perturbed inputs and, with ``fidelity="circuit"``, the ``K``
+        compute-uncompute circuits; its processing returns the dict of unweighted loss terms
+        (:func:`~pennylane_xqml.methods.qpert.optimise.terms_from`), plus ``"total"`` when
+        ``step`` gives the iteration whose schedule weights apply. The optimisation evaluates
+        the same terms at every iteration (without the tape at ``x``, which it runs once) and
+        differentiates them with the QNode's ``diff_method``.
+
+        >>> import numpy as np, pennylane as qml, pennylane_xqml as xqml
+        >>> from pennylane_xqml.engine.plan import execute_plan
+        >>> dev = qml.device("default.qubit", wires=1)
+        >>> @xqml.qpert_mask(background=np.zeros((3, 1)), n_masks=2, n_iter=5)
+        ... @qml.qnode(dev)
+        ... def model(x):
+        ...     qml.RY(np.pi * x[0], wires=0)
+        ...     return qml.probs(wires=0)
+        >>> plan = model.loss_plan(np.array([0.7]))
+        >>> len(plan.tapes)  # x, 2 perturbed inputs, 2 compute-uncompute circuits
+        5
+        >>> terms = execute_plan(plan)
+        >>> bool(np.isclose(terms["target"], model.explain(np.array([0.7])).history["target"][0]))
+        True
+        """
+        if not self.is_qnode:
+            raise TypeError("loss_plan needs a QPertExplainer of a qml.QNode (circuits to plan).")
+        weights = tuple(weights)
+        X, x, n_classes = self._check_call(x, weights, batched=False)
+        theta0, backgrounds = self.initial_state(X.dtype)
+        if theta is None:
+            theta = theta0
+        elif jnp.shape(theta) != theta0.shape:
+            raise ValueError(f"theta must have shape {theta0.shape}; got {jnp.shape(theta)}.")
+        if step is not None and (not is_int(step) or step < 0):
+            raise ValueError(f"step must be None or an int >= 0; got {step!r}.")
+        kind, _ = self._fidelity_kind(x, weights)
+        args = model_args(x, weights, self.argnums)
+        rule = resolved_diff_method(self.model, args)
+        measurement = fidelity_measurement(rule)
+        masks, x_tilde = perturbed_inputs(jnp.asarray(theta, X.dtype), x, backgrounds, self.mode)
+        at_x = tape_at(self.model, x, weights, self.argnums)
+        perturbed = [tape_at(self.model, xt, weights, self.argnums) for xt in x_tilde]
+        fidelity = []
+        if kind == "circuit":
+            fidelity = [compute_uncompute_tape(at_x, t, measurement) for t in perturbed]
+        n_masks = len(perturbed)
+        first = at_x.operations[0] if at_x.operations else None
+
+        def processing_fn(results, _simulator_values):
+            p_x = self.class_probabilities(results[0])
+            p = jnp.stack([self.class_probabilities(r) for r in results[1 : 1 + n_masks]])
+            target = jnp.argmax(p_x) if self.target is None else self.target % n_classes
+            if kind == "circuit":
+                found = [zero_probability(r, measurement) for r in results[1 + n_masks :]]
+                fidelities = 1 - jnp.stack(found)
+            elif kind == "js":
+                fidelities = jnp.stack([js_divergence(p_x, p_k) for p_k in p])
+            else:
+                fidelities = None
+            terms = terms_from(masks, p, fidelities, target, self.mode, self.alpha)
+            if step is not None:
+                weights_now = schedule_weights(step, self.schedule, self.coefficients)
+                terms["total"] = total_loss(terms, weights_now)
+            return terms
+
+        return Plan(
+            method="qpert_mask",
+            embedding="amplitude" if isinstance(first, _AMPLITUDE_OPS) else "angle",
+            rule=rule,
+            tapes=(at_x, *perturbed, *fidelity),
+            device=self.model.device,
+            diff_method=rule,
+            simulator_requests=(),
+            processing_fn=processing_fn,
+        )
 
     def _check_call(self, X, weights, batched):
         """Validate one call (shapes, target, the circuit); nothing is executed."""

@@ -45,7 +45,8 @@ def compute_uncompute_tape(tape_x, tape_x_tilde, measurement="probs"):
     return qml.tape.QuantumScript(ops, [mp], shots=tape_x_tilde.shots)
 
 
-def _zero_probability(result, measurement):
+def zero_probability(result, measurement):
+    """The probability of all zeros from a compute-uncompute result (see :func:`compute_uncompute_tape`)."""
     return result[0] if measurement == "probs" else result
 
 
@@ -78,7 +79,7 @@ def run_fidelity(qnode, x, x_tilde, weights, argnums, diff_method):
         tape_at(qnode, x_tilde, weights, argnums),
         measurement,
     )
-    return _zero_probability(_execute([tape], qnode, diff_method)[0], measurement)
+    return zero_probability(_execute([tape], qnode, diff_method)[0], measurement)
 
 
 def circuit_fidelity(qnode, x, x_tilde, *weights, argnums=0):

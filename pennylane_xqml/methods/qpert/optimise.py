@@ -55,22 +55,38 @@ def saliency_from_masks(masks):
     return mean / jnp.sum(mean)
 
 
-def _loss_terms(theta, x, backgrounds, weights, p_x, target, problem):
+def perturbed_inputs(theta, x, backgrounds, mode):
+    """The masks ``sigmoid(θ)`` and the ``K`` perturbed inputs ``x̃_k`` they make."""
     masks = jax.nn.sigmoid(theta)
-    x_tilde = jax.vmap(perturb, in_axes=(0, None, 0, None))(masks, x, backgrounds, problem.mode)
-    p = jax.vmap(problem.probabilities, in_axes=(0, None))(x_tilde, weights)
-    if problem.fidelity is None:
+    return masks, jax.vmap(perturb, in_axes=(0, None, 0, None))(masks, x, backgrounds, mode)
+
+
+def terms_from(masks, p, fidelities, target, mode, alpha):
+    """The unweighted loss terms from the masks ``(K, *row_shape)``, the class probabilities
+    ``p`` at the ``K`` perturbed inputs ``(K, n_classes)`` and the per-mask fidelity losses
+    ``(K,)`` (``None`` without a fidelity term): the part of one loss evaluation that runs no
+    circuit (also the processing of :meth:`QPertExplainer.loss_plan`)."""
+    if fidelities is None:
         fidelity = jnp.zeros((), dtype=p.dtype)
     else:
-        per_mask = jax.vmap(problem.fidelity, in_axes=(None, 0, None, None, 0))
-        fidelity = jnp.mean(per_mask(x, x_tilde, weights, p_x, p))
+        fidelity = jnp.mean(fidelities)
     return {
-        "target": jnp.mean(target_loss(p, target, problem.mode)),
+        "target": jnp.mean(target_loss(p, target, mode)),
         "l1": l1_loss(masks),
         "fidelity": fidelity,
         "entanglement": entanglement_loss(masks),
-        "superposition": jnp.mean(superposition_loss(p, problem.alpha)),
+        "superposition": jnp.mean(superposition_loss(p, alpha)),
     }
+
+
+def _loss_terms(theta, x, backgrounds, weights, p_x, target, problem):
+    masks, x_tilde = perturbed_inputs(theta, x, backgrounds, problem.mode)
+    p = jax.vmap(problem.probabilities, in_axes=(0, None))(x_tilde, weights)
+    fidelities = None
+    if problem.fidelity is not None:
+        per_mask = jax.vmap(problem.fidelity, in_axes=(None, 0, None, None, 0))
+        fidelities = per_mask(x, x_tilde, weights, p_x, p)
+    return terms_from(masks, p, fidelities, target, problem.mode, problem.alpha)
 
 
 def explain_instance(theta0, x, backgrounds, weights, coefficients, problem):
