@@ -12,6 +12,7 @@ import pennylane as qml
 import pytest
 
 import pennylane_xqml as xqml
+from pennylane_xqml.engine.batching import clear_compiled_cache
 from pennylane_xqml.testing import assert_close
 
 
@@ -201,3 +202,33 @@ def test_argnums_by_name_from_the_explainer_or_the_call():
     assert_close(xqml.explain_batch(explained, 0.4, X, argnums="x"), by_position)
     with pytest.raises(ValueError, match="does not name an argument"):
         xqml.explain_batch(explained, 0.4, X, argnums="z")
+
+
+def test_repeated_calls_reuse_the_compiled_program_and_stay_right():
+    traces = []
+
+    def double(x, scale):
+        traces.append(1)  # runs once per trace, not per call
+        return x * scale
+
+    clear_compiled_cache()
+    X = np.arange(12.0).reshape(6, 2)
+    first = xqml.explain_batch(double, X, 2.0, internal_batch_size=4)
+    again = xqml.explain_batch(
+        double, X[::-1] + 1, 3.0, internal_batch_size=4
+    )  # new rows, new scale
+    assert len(traces) == 1  # traced (and compiled) once for both calls
+    assert_close(first, X * 2.0)
+    assert_close(again, (X[::-1] + 1) * 3.0)  # the shared argument is not stale
+
+    def double_kw(x, *, scale):
+        traces.append(1)
+        return x * scale
+
+    one = xqml.explain_batch(double_kw, X, scale=1.0, internal_batch_size=4)
+    two = xqml.explain_batch(
+        double_kw, X, scale=5.0, internal_batch_size=4
+    )  # keyword: a new program
+    assert len(traces) == 3
+    assert_close(one, X)
+    assert_close(two, 5 * X)

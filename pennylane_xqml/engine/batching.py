@@ -13,12 +13,18 @@ with :func:`jax.shard_map` on a one-axis :class:`jax.sharding.Mesh`: every devic
 slice of the rows with the same program, so the results equal the unsharded run's. On several
 hosts (after :func:`jax.distributed.initialize`) give each process its own rows and
 ``devices=jax.local_devices()``; the processes do not need to communicate.
+
+The compiled program is kept for the next call with the same explainer, keyword options, argument
+count and devices (the :data:`COMPILED_CACHE_SIZE` most recent ones), so explaining more rows
+later, or the same rows with new weights, does not compile again;
+:func:`clear_compiled_cache` forgets them.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+from collections import OrderedDict
 
 import jax
 import jax.numpy as jnp
@@ -115,6 +121,45 @@ def _position_of(explainer, name):
     return names.index(name)
 
 
+# Compiled programs of recent explain_batch calls, so that calling it again with the same
+# explainer, options and shapes reuses the program instead of tracing and compiling anew.
+# Bounded: each entry keeps its explainer alive.
+_COMPILED_CACHE: OrderedDict = OrderedDict()
+COMPILED_CACHE_SIZE = 8
+
+
+def _cache_key(explainer, n_args, argnums, kwargs, devices):
+    """A hashable key of one compiled program, or ``None`` when ``kwargs`` are not hashable."""
+    try:
+        key = (id(explainer), n_args, argnums, tuple(sorted(kwargs.items())), tuple(devices))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _cached_compiled(explainer, n_args, argnums, kwargs, devices):
+    """:func:`_compiled`, reused across calls with the same explainer, options and devices
+    (JAX then reuses the executable for inputs of the same shapes and dtypes)."""
+    key = _cache_key(explainer, n_args, argnums, kwargs, devices)
+    if key is None:
+        return _compiled(explainer, n_args, argnums, kwargs, devices)
+    entry = _COMPILED_CACHE.get(key)
+    if entry is not None and entry[0] is explainer:  # the id was not reused by another object
+        _COMPILED_CACHE.move_to_end(key)
+        return entry[1]
+    compiled = _compiled(explainer, n_args, argnums, kwargs, devices)
+    _COMPILED_CACHE[key] = (explainer, compiled)
+    while len(_COMPILED_CACHE) > COMPILED_CACHE_SIZE:
+        _COMPILED_CACHE.popitem(last=False)
+    return compiled
+
+
+def clear_compiled_cache():
+    """Forget the compiled programs :func:`explain_batch` keeps for repeated calls."""
+    _COMPILED_CACHE.clear()
+
+
 def _compiled(explainer, n_args, argnums, kwargs, devices):
     """``jit(vmap(explainer))`` over the batched argument, split over ``devices`` if several."""
 
@@ -201,7 +246,7 @@ def explain_batch(
 
     n_rows, n_devices = len(inputs), len(devices)
     chunk = n_devices * math.ceil(min(internal_batch_size, n_rows) / n_devices)
-    explain_rows = _compiled(explainer, len(args), argnums, kwargs, devices)
+    explain_rows = _cached_compiled(explainer, len(args), argnums, kwargs, devices)
 
     outputs = None
     from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel  (import time)
