@@ -261,7 +261,9 @@ def test_the_explanation_is_one_plan(args):
     plan = explainer.plan(*args)
     assert plan.method == "gate_shapley" and len(plan.tapes) == 2**6
     results = qml.execute(plan.tapes, plan.device)
-    assert_close(plan.processing_fn(results, ()).values, explainer(*args).values, rtol64=0, atol64=0)
+    assert_close(
+        plan.processing_fn(results, ()).values, explainer(*args).values, rtol64=0, atol64=0
+    )
     with qml.Tracker(plan.device) as tracker:
         explainer(*args)
     assert tracker.totals["batches"] == 1  # all coalition circuits in one qml.execute
@@ -272,7 +274,7 @@ def test_the_explanation_is_one_plan(args):
 
 def test_signature_shows_every_option():
     params = inspect.signature(xqml.gate_shapley).parameters
-    assert list(params)[0] == "qnode"
+    assert next(iter(params)) == "qnode"
     expected = {"value", "dataset", "groups", "decompose", "method", "n_permutations",
                 "antithetic", "seed", "argnums"}  # fmt: skip
     assert expected == set(list(params)[1:])
