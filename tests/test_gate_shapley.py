@@ -161,6 +161,10 @@ def test_groups_as_lists_and_as_a_function(args):
     assert result.groups == ((0, 2), (1, 3, 5), (4,))
     assert_close(result.values, expected, rtol64=0, atol64=1e-10)
 
+    labelled = xqml.gate_shapley(model, groups={"a": [0, 2], "b": [1, 3, 5], "c": [4]})(*args)
+    assert labelled.labels == ("a", "b", "c")
+    assert_close(labelled.values, result.values, rtol64=0, atol64=0)
+
     by_name = xqml.gate_shapley(model, groups=lambda op: op.name)(*args)
     assert by_name.labels == ("RY", "CNOT", "RX", "CZ")
     assert by_name.groups == ((0, 4), (1, 5), (2,), (3,))

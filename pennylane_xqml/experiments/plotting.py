@@ -269,8 +269,12 @@ def plot_gate_shapley(result, output=None, path=None, title=None, cmap="RdBu_r")
     norm = matplotlib.colors.Normalize(-scale, scale)
     colours = plt.get_cmap(cmap)
     drawer = MPLDrawer(
-        len(layers) + 1, wire_map, figsize=(1.0 + 0.62 * len(layers), 0.9 + 0.6 * len(wire_map))
+        len(layers) + 1,
+        wire_map,
+        wire_options={"color": "black", "linewidth": 1},
+        figsize=(1.0 + 0.62 * len(layers), 0.9 + 0.6 * len(wire_map)),
     )
+    drawer.label([str(w) for w in wire_map])
     for k, op in enumerate(tape.operations):
         layer = layer_of[id(op)]
         if k in player_at:
@@ -286,9 +290,11 @@ def plot_gate_shapley(result, output=None, path=None, title=None, cmap="RdBu_r")
     for mp in tape.measurements[1:]:
         measured = measured + mp.wires
     for wire in measured or tape.wires:
-        drawer.measure(len(layers), wire_map[wire])
+        drawer.measure(len(layers), wire_map[wire], box_options={"facecolor": "white"})
     mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=colours)
     drawer.fig.colorbar(mappable, ax=drawer.ax, label="Shapley value", shrink=0.8)
-    if title:
-        drawer.ax.set_title(title)
+    drawer.ax.set_title(
+        (title + "\n" if title else "") + "grey: operations that take the input (not players)",
+        fontsize=10,
+    )
     return _save(drawer.fig, path)

@@ -163,6 +163,9 @@ def _grouping(groups, players):
         for i, op in enumerate(players):
             keys.setdefault(groups(op), []).append(i)
         return tuple(tuple(v) for v in keys.values()), tuple(str(k) for k in keys)
+    names = None
+    if isinstance(groups, dict):
+        names, groups = tuple(str(k) for k in groups), list(groups.values())
     members = [list(g) for g in groups]
     flat = [i for g in members for i in g]
     if not all(is_int(i) for i in flat) or any(len(g) == 0 for g in members):
@@ -172,9 +175,8 @@ def _grouping(groups, players):
             f"groups must hold every player index 0..{n - 1} exactly once (the circuit has {n} "
             f"players); got {members}. GateShapley.players(*args) lists the players."
         )
-    return tuple(tuple(int(i) for i in g) for g in members), tuple(
-        f"group {j}" for j in range(len(members))
-    )
+    labels = names or tuple(f"group {j}" for j in range(len(members)))
+    return tuple(tuple(int(i) for i in g) for g in members), labels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +185,8 @@ def _grouping(groups, players):
 
 
 def _is_list_of_lists(groups):
+    if isinstance(groups, dict):
+        groups = list(groups.values())
     return isinstance(groups, (list, tuple)) and all(
         isinstance(g, (list, tuple, range, np.ndarray)) for g in groups
     )
@@ -534,8 +538,9 @@ def gate_shapley(qnode=None, *, value=None, dataset=False, groups=None, decompos
             data set, its mean over the rows); several measurements are concatenated.
         dataset (bool): the input argument holds rows along its first axis (default False).
         groups: merge players: a list of lists of player indices (every player exactly once;
-            see :meth:`GateShapley.players`), or a function ``operation -> key`` (players with
-            equal keys form a group). Default: every player alone.
+            see :meth:`GateShapley.players`), a dict ``{label: indices}`` (the same, labelled),
+            or a function ``operation -> key`` (players with equal keys form a group, labelled
+            by the key). Default: every player alone.
         decompose (bool): decompose templates into gates, each a player (default False).
         method (str): ``"auto"`` (exact up to 12 players or groups, sampling beyond),
             ``"exact"`` or ``"sampling"``.
