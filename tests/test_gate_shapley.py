@@ -94,6 +94,22 @@ def args(rng):
 SINGLE = [(i,) for i in range(len(PLAYERS))]
 
 
+def many_gates(n, cnots=False):
+    """An input rotation, then ``n`` RX gates alternating over two wires (and a CNOT after
+    every fifth with ``cnots``): ``n`` or ``n + ceil(n / 5)`` players."""
+
+    @qml.qnode(qml.device("default.qubit", wires=2))
+    def model(x, w):
+        qml.RY(x, wires=0)
+        for k in range(n):
+            qml.RX(w[k], wires=k % 2)
+            if cnots and k % 5 == 0:
+                qml.CNOT(wires=[k % 2, 1 - k % 2])
+        return qml.expval(qml.Z(0))
+
+    return model
+
+
 @pytest.mark.parametrize("measure", ["expval", "probs"])
 def test_exact_values_equal_brute_force(measure, args):
     result = xqml.gate_shapley(make_model(measure))(*args)
@@ -135,15 +151,7 @@ def test_sampling_is_seeded(args):
 
 
 def test_beyond_twelve_players_auto_samples_with_efficiency():
-    @qml.qnode(qml.device("default.qubit", wires=2))
-    def model(x, w):
-        qml.RY(x, wires=0)
-        for k in range(14):
-            qml.RX(w[k], wires=k % 2)
-            if k % 5 == 0:
-                qml.CNOT(wires=[k % 2, 1 - k % 2])
-        return qml.expval(qml.Z(0))
-
+    model = many_gates(14, cnots=True)
     explainer = xqml.gate_shapley(model, n_permutations=4)
     w = np.linspace(0.1, 1.4, 14)
     result = explainer(0.3, w)
@@ -296,17 +304,6 @@ def test_decorator_form(args):
     assert model(*args).values.shape == (2,)
 
 
-def _many_gates():
-    @qml.qnode(qml.device("default.qubit", wires=2))
-    def model(x, w):
-        qml.RY(x, wires=0)
-        for k in range(13):
-            qml.RX(w[k], wires=k % 2)
-        return qml.expval(qml.Z(0))
-
-    return model
-
-
 @pytest.mark.parametrize(
     "options, error, match",
     [
@@ -324,14 +321,14 @@ def _many_gates():
     ],
 )
 def test_bad_options_raise_before_any_circuit_runs(options, error, match):
-    model = _many_gates()
+    model = many_gates(13)
     w = np.linspace(0, 1, 13)
     with no_circuit_runs(model.device), pytest.raises(error, match=match):
         xqml.gate_shapley(model, **options)(0.3, w)
 
 
 def test_bad_inputs_raise_before_any_circuit_runs():
-    model = _many_gates()
+    model = many_gates(13)
     w = np.linspace(0, 1, 13)
     with no_circuit_runs(model.device):
         with pytest.raises(ValueError, match="rows along its first axis"):
