@@ -283,6 +283,34 @@ def test_the_explanation_is_one_plan(args):
     assert_close(values, [result.v_all, result.v_none])
 
 
+@pytest.mark.slow  # JAX traces every coalition circuit: seconds of compilation
+@pytest.mark.parametrize("method", ["exact", "sampling"])
+def test_values_are_differentiable_in_the_weights(method):
+    """``jax.grad`` (and ``jax.jit``) through the explanation; central differences in float64."""
+    import jax
+
+    @qml.qnode(qml.device("default.qubit", wires=2))
+    def model(x, w):
+        qml.RY(x, wires=0)
+        qml.RY(w[0], wires=1)
+        qml.CNOT(wires=[0, 1])
+        qml.RX(w[1], wires=1)
+        return qml.expval(qml.Z(1))
+
+    explainer = xqml.gate_shapley(model, method=method, n_permutations=2)
+
+    def value(w, player):
+        return explainer(0.4, w).values[player]
+
+    w = jnp.array([0.3, 1.2])
+    grad = jax.grad(value)(w, 2)
+    w64, eps = np.asarray(w, dtype=np.float64), 1e-5
+    fd = [(value(w64 + e, 2) - value(w64 - e, 2)) / (2 * eps) for e in eps * np.eye(2)]
+    assert_close(grad, fd, rtol64=1e-6, atol64=1e-8)
+    assert abs(float(grad[1])) > 1e-3  # RX(w[1]) changes its own value
+    assert_close(jax.jit(value, static_argnums=1)(w, 0), value(w, 0))
+
+
 def test_signature_shows_every_option():
     params = inspect.signature(xqml.gate_shapley).parameters
     assert next(iter(params)) == "qnode"

@@ -38,6 +38,10 @@ otherwise); the cost report counts one circuit per row, as a device without broa
 them. Outside ``jax.jit``, tapes run with NumPy parameters (see
 :func:`~pennylane_xqml.engine.execution.concrete_tapes`).
 
+The values are differentiable in the weights: under ``jax.grad``/``jax.jit`` the tapes keep the
+traced parameters and run with the QNode's ``diff_method`` (the value function must then be
+written with ``jax.numpy``/``qml.math``).
+
 Standard errors are those of the permutation sampling (zeros for exact values). With shots, the
 values carry shot noise too, and the sampling standard errors do not account for it.
 """
