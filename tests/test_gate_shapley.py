@@ -311,6 +311,21 @@ def test_values_are_differentiable_in_the_weights(method):
     assert_close(jax.jit(value, static_argnums=1)(w, 0), value(w, 0))
 
 
+def test_cost_report_counts_the_circuits_and_bounds_the_shots():
+    """Three players: phi_i weighs 8 coalition values by ±1/3, ±1/6, so the per-shot variance
+    bound of a Pauli-Z output (half range 1) is sum of squared weights = 4 (1/3)² + 4 (1/6)²."""
+    model = many_gates(3)
+    w = np.array([0.3, 1.2, -0.4])
+    report = xqml.gate_shapley(model).cost(0.4, w, target_stderr=0.01)
+    assert report.method == "gate_shapley" and report.n_circuits == 8
+    assert report.shot_variance == pytest.approx(4 / 9 + 4 / 36)
+    assert report.shots_per_circuit == math.ceil((4 / 9 + 4 / 36) / 0.01**2)
+    sampled = xqml.gate_shapley(model, method="sampling", n_permutations=2).cost(0.4, w)
+    assert sampled.n_circuits == 6  # two reversed orderings: 2 x 2 proper coalitions, ∅, all
+    noted = xqml.gate_shapley(model, value=lambda out: out**2).cost(0.4, w)
+    assert noted.first_order and "user function" in noted.notes[-1]
+
+
 def test_signature_shows_every_option():
     params = inspect.signature(xqml.gate_shapley).parameters
     assert next(iter(params)) == "qnode"
