@@ -252,6 +252,16 @@ def test_dataset_mean_is_the_mean_of_the_explanations(rng):
     assert explainer.cost(X, w).n_circuits == 8 * 5
 
 
+def test_a_model_that_does_not_broadcast_rows_gets_one_tape_per_row(rng):
+    """``make_model`` reads ``x[0]`` and ``x[1]``: given two rows at once it would broadcast
+    over the *features* of a row (a batch of 2), which must not pass for the rows."""
+    X, w = rng.uniform(-1, 1, size=(2, 2)), np.array([0.4, 2.1, -0.9])
+    explainer = xqml.gate_shapley(make_model(), dataset=True, groups=[[0, 1, 2], [3, 4, 5]])
+    assert len(explainer.plan(X, w).tapes) == 4 * 2
+    per_row = [brute_force_values("expval", x, w, [(0, 1, 2), (3, 4, 5)])[0] for x in X]
+    assert_close(explainer(X, w).values, np.mean(per_row, axis=0), rtol64=0, atol64=1e-10)
+
+
 def test_value_function_of_the_outputs_over_a_data_set(rng):
     X = rng.uniform(-1, 1, size=(4, 2))
     w = np.array([0.4, 2.1, -0.9])

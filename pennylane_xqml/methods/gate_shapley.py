@@ -61,7 +61,14 @@ from ..engine.cost import check_cost_options, plan_cost
 from ..engine.encodings import input_parameter_indices
 from ..engine.execution import concrete_tapes
 from ..engine.plan import Plan, execute_plan
-from ..engine.validation import check_bool, check_finite, check_positive_int, check_seed, is_int
+from ..engine.validation import (
+    check_bool,
+    check_finite,
+    check_positive_int,
+    check_seed,
+    is_int,
+    is_tracer,
+)
 from .perturbation import MAX_EXACT_GROUPS, all_coalitions, random_orderings, shapley_matrix
 
 __all__ = ["GateShapley", "GateShapleyResult", "gate_shapley"]
@@ -149,6 +156,29 @@ def _input_operations(tape, indices):
             positions.add(k)
         start += n
     return positions
+
+
+def _broadcasts_rows(whole, rows):
+    """Whether ``whole`` (the tape traced at the whole data set) is the ``rows``' tapes
+    broadcast: the same operations, and every parameter the stack of the rows' (or, unbatched,
+    equal to each row's). Never with traced parameters (the rows' tapes are used then)."""
+    if whole.batch_size != len(rows) or any(
+        [op.name for op in whole.operations] != [op.name for op in row.operations] for row in rows
+    ):
+        return False
+    params = whole.get_parameters(trainable_only=False)
+    per_row = [row.get_parameters(trainable_only=False) for row in rows]
+    if any(len(ps) != len(params) for ps in per_row):
+        return False
+    if any(is_tracer(p) for p in params) or any(is_tracer(p) for ps in per_row for p in ps):
+        return False
+    for j, p in enumerate(params):
+        p, stacked = np.asarray(p), np.stack([np.asarray(ps[j]) for ps in per_row])
+        if p.shape == stacked.shape[1:]:
+            p = np.broadcast_to(p, stacked.shape)
+        if p.shape != stacked.shape or not np.allclose(p, stacked, rtol=1e-12, atol=0):
+            return False
+    return True
 
 
 def _label(op):
@@ -308,19 +338,12 @@ class GateShapley:
                 )
             return tape.copy(operations=ops)
 
-        whole = None
+        raw = [first] + [self._tape_of(at(r), kwargs) for r in rows[1:]]
         if self.dataset and broadcast and len(rows) > 1:
-            tape = self._tape_of(at(x), kwargs)
-            same = [op.name for op in tape.operations] == [op.name for op in first.operations]
-            if tape.batch_size == len(rows) and same:
-                whole = played(tape)
-        if whole is not None:
-            row_tapes = (whole,)
-        else:
-            row_tapes = (played(first),) + tuple(
-                played(self._tape_of(at(r), kwargs)) for r in rows[1:]
-            )
-        return _Game(row_tapes, is_player, groups, labels, len(rows), whole is not None)
+            whole = self._tape_of(at(x), kwargs)
+            if _broadcasts_rows(whole, raw):
+                return _Game((played(whole),), is_player, groups, labels, len(rows), True)
+        return _Game(tuple(played(t) for t in raw), is_player, groups, labels, len(rows), False)
 
     def _check_size(self, n_groups):
         if self.method == "exact" and n_groups > MAX_EXACT_GROUPS:
