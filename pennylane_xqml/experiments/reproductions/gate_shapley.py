@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from ...engine.inputs import enable_x64
+from ...engine.plan import execute_plan
 from ...methods.gate_shapley import gate_shapley
 from ..iris import CLASS_MAP, IrisQCL, load_iris_split
 from ..plotting import plot_attribution_bars, plot_gate_shapley, plt
@@ -194,12 +195,13 @@ def run(output_dir="xqml_output", quick=False, progress=True):
     start = time.perf_counter()
     gates = gate_shapley(model.qnode, dataset=True, value=value, method="sampling",
                          n_permutations=n_permutations, seed=seed)  # fmt: skip
-    n_circuits = len(gates.plan(X, weights).tapes)
-    gates_result = gates(X, weights)
+    plan = gates.plan(X, weights)
+    gates_result = execute_plan(plan)
     timings["gates"] = time.perf_counter() - start
+    per_tape = f"each broadcast over {n_rows} rows" if plan.tapes[0].batch_size else "one per row"
     print(
-        f"{len(gates_result.values)} gates, {n_circuits} coalition circuits (each broadcast "
-        f"over {n_rows} rows) in {timings['gates']:.1f} s"
+        f"{len(gates_result.values)} gates: {len(plan.tapes)} coalition circuits ({per_tape}) "
+        f"in {timings['gates']:.1f} s"
     )
 
     start = time.perf_counter()
