@@ -245,8 +245,8 @@ def _check_options(value, dataset, groups, decompose, method, n_permutations, an
         )
     if not (groups is None or callable(groups) or _is_list_of_lists(groups)):
         raise TypeError(
-            "groups must be a list of lists of player indices, or a function operation -> key; "
-            f"got {groups!r}."
+            "groups must be a list of lists of player indices, a dict {label: indices}, or a "
+            f"function operation -> key; got {groups!r}."
         )
     if not (is_int(argnums) or isinstance(argnums, str)):
         raise TypeError(f"argnums must be an int or an argument name, got {argnums!r}.")
