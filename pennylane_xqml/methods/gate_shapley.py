@@ -116,8 +116,6 @@ class _Game(NamedTuple):
     is_player: tuple  # per operation of a played tape: player index or -1
     groups: tuple
     labels: tuple
-    n_rows: int  # rows the value averages / stacks over (1 without a data set)
-    broadcast: bool  # one broadcast tape holds all rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,8 +340,8 @@ class GateShapley:
         if self.dataset and broadcast and len(rows) > 1:
             whole = self._tape_of(at(x), kwargs)
             if _broadcasts_rows(whole, raw):
-                return _Game((played(whole),), is_player, groups, labels, len(rows), True)
-        return _Game(tuple(played(t) for t in raw), is_player, groups, labels, len(rows), False)
+                return _Game((played(whole),), is_player, groups, labels)
+        return _Game(tuple(played(t) for t in raw), is_player, groups, labels)
 
     def _check_size(self, n_groups):
         if self.method == "exact" and n_groups > MAX_EXACT_GROUPS:
