@@ -7,6 +7,7 @@ from .engine.core import ModelCall
 from .engine.cost import CostReport, GateCounts, QPertCost, cost_report
 from .engine.transform import ExplainedQNode
 from .methods import qpert
+from .methods.gate_shapley import GateShapley, GateShapleyResult, gate_shapley
 from .methods.gradcam import CAMWeights, GradCAM, grad_cam, grad_cam_cost
 from .methods.gradients import input_x_gradient, saliency, smoothgrad
 from .methods.integrated_gradients import integrated_gradients
@@ -43,6 +44,8 @@ __all__ = [
     "DeviceReport",
     "ExplainedQNode",
     "GateCounts",
+    "GateShapley",
+    "GateShapleyResult",
     "GradCAM",
     "ModelCall",
     "QPertCost",
@@ -52,6 +55,7 @@ __all__ = [
     "cost_report",
     "explain_batch",
     "feature_ablation",
+    "gate_shapley",
     "grad_cam",
     "grad_cam_cost",
     "hybrid",

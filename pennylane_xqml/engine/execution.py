@@ -8,6 +8,7 @@ as lightning.qubit go through a callback instead of converting tracers), and the
 
 from __future__ import annotations
 
+import numpy as np
 import pennylane as qml
 
 from .validation import is_tracer
@@ -62,6 +63,19 @@ def resolve_interface(tapes, interface):
     ):
         return "jax-jit"
     return interface
+
+
+def concrete_tapes(tapes):
+    """Outside any JAX transformation, the tapes with NumPy parameters: the explanation is not
+    differentiated, and NumPy simulation avoids JAX's per-operation dispatch (~30x faster on
+    default.qubit). Traced tapes (jit, vmap, grad) are returned unchanged."""
+    params = [tape.get_parameters(trainable_only=False) for tape in tapes]
+    if any(is_tracer(p) for ps in params for p in ps):
+        return list(tapes)
+    return [
+        tape.bind_new_parameters([np.asarray(p) for p in ps], list(range(len(ps))))
+        for tape, ps in zip(tapes, params)
+    ]
 
 
 def execute_batch(tapes, device, diff_method="best", interface="auto"):

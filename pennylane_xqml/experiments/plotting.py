@@ -24,7 +24,12 @@ if (
 
 import matplotlib.pyplot as plt
 
-__all__ = ["plot_attribution_bars", "plot_attribution_grid", "plot_shot_study"]
+__all__ = [
+    "plot_attribution_bars",
+    "plot_attribution_grid",
+    "plot_gate_shapley",
+    "plot_shot_study",
+]
 
 
 def _save(fig, path):
@@ -209,3 +214,87 @@ def plot_attribution_bars(attributions, feature_names=None, path=None, title=Non
     if title:
         ax.set_title(title)
     return _save(fig, path)
+
+
+def plot_gate_shapley(result, output=None, path=None, title=None, cmap="RdBu_r"):
+    """The circuit drawing (PennyLane's ``qml.drawer.MPLDrawer``) with each gate coloured by its
+    Shapley value (:func:`~pennylane_xqml.methods.gate_shapley.gate_shapley`).
+
+    Every gate of a group gets the group's value; operations that take the input are not
+    players and are drawn grey. The colour scale is symmetric around 0 (white: no effect).
+
+    Args:
+        result (GateShapleyResult): the explanation.
+        output (int): the component of a vector-valued value to show (required when each
+            value is not a scalar).
+        path (str): save the figure there (optional).
+        title (str): axes title (optional).
+        cmap (str): colour map (diverging).
+
+    Returns:
+        matplotlib.figure.Figure
+
+    >>> import numpy as np, pennylane as qml
+    >>> from pennylane_xqml.methods.gate_shapley import gate_shapley
+    >>> @qml.qnode(qml.device("default.qubit", wires=2))
+    ... def model(x, w):
+    ...     qml.RY(x, wires=0)
+    ...     qml.CNOT(wires=[0, 1])
+    ...     qml.RX(w, wires=1)
+    ...     return qml.expval(qml.Z(1))
+    >>> fig = plot_gate_shapley(gate_shapley(model)(0.4, 0.3))
+    >>> len(fig.axes)  # the circuit and the colourbar
+    2
+    """
+    from pennylane.drawer import MPLDrawer  # pylint: disable=import-outside-toplevel
+    from pennylane.drawer.drawable_layers import (  # pylint: disable=import-outside-toplevel
+        drawable_layers,
+    )
+
+    values = np.real(np.asarray(result.values))
+    if values.ndim > 1:
+        if output is None:
+            raise ValueError(
+                f"The values have shape {values.shape}: give output=<index> to choose the "
+                "component to show."
+            )
+        values = values.reshape(len(values), -1)[:, output]
+    group_of = {p: j for j, members in enumerate(result.groups) for p in members}
+    tape = result.tape
+    player_at = {k: p for p, k in enumerate(result.positions)}
+    wire_map = {w: i for i, w in enumerate(tape.wires)}
+    layers = drawable_layers(tape.operations, wire_map=wire_map)
+    layer_of = {id(op): i for i, ops in enumerate(layers) for op in ops}
+    scale = float(np.max(np.abs(values))) or 1.0
+    norm = matplotlib.colors.Normalize(-scale, scale)
+    colours = plt.get_cmap(cmap)
+    drawer = MPLDrawer(
+        len(layers) + 1,
+        wire_map,
+        wire_options={"color": "black", "linewidth": 1},
+        figsize=(1.0 + 0.62 * len(layers), 0.9 + 0.6 * len(wire_map)),
+    )
+    drawer.label([str(w) for w in wire_map])
+    for k, op in enumerate(tape.operations):
+        layer = layer_of[id(op)]
+        if k in player_at:
+            colour = colours(norm(values[group_of[player_at[k]]]))
+        else:
+            colour = "0.85"
+        if op.name == "CNOT":
+            drawer.CNOT(layer, list(op.wires), options={"color": colour, "linewidth": 3})
+        else:
+            drawer.box_gate(layer, list(op.wires), op.name, box_options={"facecolor": colour},
+                            text_options={"fontsize": 9})  # fmt: skip
+    measured = tape.measurements[0].wires if tape.measurements else tape.wires
+    for mp in tape.measurements[1:]:
+        measured = measured + mp.wires
+    for wire in measured or tape.wires:
+        drawer.measure(len(layers), wire_map[wire], box_options={"facecolor": "white"})
+    mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=colours)
+    drawer.fig.colorbar(mappable, ax=drawer.ax, label="Shapley value", shrink=0.8)
+    drawer.ax.set_title(
+        (title + "\n" if title else "") + "grey: operations that take the input (not players)",
+        fontsize=10,
+    )
+    return _save(drawer.fig, path)

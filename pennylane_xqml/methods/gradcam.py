@@ -50,7 +50,7 @@ import pennylane as qml
 from ..engine.angle_gradient import expand_for_shifts, shift_tapes
 from ..engine.cost import check_cost_options, gate_counts, make_report, random_results
 from ..engine.encodings import flatten_outputs, input_parameter_indices, output_sentences
-from ..engine.execution import shots_of
+from ..engine.execution import concrete_tapes, shots_of
 from ..engine.plan import Plan, execute_plan
 from ..engine.validation import check_bool, is_tracer
 
@@ -80,19 +80,6 @@ class CAMWeights(NamedTuple):
     values: object
     stderr: object
     target: object
-
-
-def _concrete(tapes):
-    """Outside any JAX transformation, the tapes with NumPy parameters: the explanation is not
-    differentiated, and NumPy simulation avoids JAX's per-operation dispatch (~30x faster on
-    default.qubit). Traced tapes (jit, vmap, grad) are returned unchanged."""
-    params = [tape.get_parameters(trainable_only=False) for tape in tapes]
-    if any(is_tracer(p) for ps in params for p in ps):
-        return tapes
-    return [
-        tape.bind_new_parameters([np.asarray(p) for p in ps], list(range(len(ps))))
-        for tape, ps in zip(tapes, params)
-    ]
 
 
 def _tape_of(model, angles, weights):
@@ -271,7 +258,7 @@ class GradCAM:
             method="grad_cam",
             embedding="angle",
             rule="parameter-shift",
-            tapes=tuple(_concrete(tapes)),
+            tapes=tuple(concrete_tapes(tapes)),
             device=model.qnode.device,
             diff_method=None,
             simulator_requests=(),

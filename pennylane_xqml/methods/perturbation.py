@@ -273,6 +273,22 @@ class ShapleyValues(_Shapley):
         return all_coalitions(n_groups), shapley_matrix(n_groups)
 
 
+def random_orderings(n_players, n_orderings, seed=0, antithetic=False):
+    """``n_orderings`` seeded random orderings of ``n_players`` players, as rows of an int array;
+    with ``antithetic=True`` every second ordering is the reverse of the one before it.
+
+    >>> random_orderings(3, 2, seed=0, antithetic=True)[1].tolist()[::-1] == (
+    ...     random_orderings(3, 1, seed=0)[0].tolist())
+    True
+    """
+    rng = np.random.default_rng(seed)
+    orders = []
+    for s in range(n_orderings):
+        reverse = antithetic and s % 2 == 1
+        orders.append(orders[-1][::-1] if reverse else rng.permutation(n_players))
+    return np.array(orders, dtype=int).reshape(n_orderings, n_players)
+
+
 class ShapleyValueSampling(_Shapley):
     """Captum's permutation sampling: marginal contributions along random orderings."""
 
@@ -287,12 +303,7 @@ class ShapleyValueSampling(_Shapley):
         self.n_samples, self.seed, self.antithetic = n_samples, seed, antithetic
 
     def permutations(self, n_groups):
-        rng = np.random.default_rng(self.seed)
-        orders = []
-        for s in range(self.n_samples):
-            reverse = self.antithetic and s % 2 == 1
-            orders.append(orders[-1][::-1] if reverse else rng.permutation(n_groups))
-        return orders
+        return random_orderings(n_groups, self.n_samples, self.seed, self.antithetic)
 
     def design(self, n_groups):
         coalitions, columns = [], []

@@ -9,6 +9,7 @@ names to the modules.
 import importlib
 
 REPRODUCTIONS = {
+    "gate-shapley": "gate_shapley",
     "gradcam-digits": "gradcam_digits",
     "noise-study": "noise_study",
     "qpert-iris": "qpert_iris",
