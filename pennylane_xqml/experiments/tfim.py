@@ -166,6 +166,7 @@ class PhaseClassifier:
         shape = qml.StronglyEntanglingLayers.shape(n_layers=n_layers, n_wires=n_spins)
         self.weights = jax.random.uniform(jax.random.PRNGKey(seed), shape, maxval=2 * jnp.pi)
         self.history = []
+        self._forward = jax.jit(qnode)  # StatePrep broadcasts over rows: scores of a batch
 
     def _loss(self, weights, X, y):
         # StatePrep broadcasts over the rows of X (cheaper to compile than a vmap)
@@ -193,9 +194,10 @@ class PhaseClassifier:
 
     def scores(self, X):
         """The ordered score ``f = ⟨Z_0⟩`` of each row."""
-        return np.asarray(self.qnode(jnp.atleast_2d(jnp.asarray(X)), self.weights)).reshape(-1)
+        return np.asarray(self._forward(jnp.atleast_2d(jnp.asarray(X)), self.weights)).reshape(-1)
 
     def accuracy(self, X, y):
+        """Fraction of rows whose label (1: ordered) the sign of the score gets right."""
         return float(np.mean((self.scores(X) > 0).astype(np.int64) == np.asarray(y)))
 
     def explain(self, X, gradient="hadamard_all"):

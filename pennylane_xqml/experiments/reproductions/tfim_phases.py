@@ -64,7 +64,7 @@ def _circuit_counts(model, x):
     return counts
 
 
-def study(n_spins, h_train, h_test, steps, n_seeds=1, progress=True):
+def study(n_spins, h_train, h_test, steps, n_seeds=1, n_layers=2, progress=True):
     """Everything for one chain length: data, energies, model, attributions, masses."""
     start = time.perf_counter()
     h_all = np.concatenate([h_train, h_test])
@@ -77,7 +77,7 @@ def study(n_spins, h_train, h_test, steps, n_seeds=1, progress=True):
     y_train, y_test = (h_train < J).astype(np.int64), (h_test < J).astype(np.int64)
 
     # a few initialisations, the lowest final training loss kept (selection on training data)
-    models = [PhaseClassifier(n_spins, n_layers=2, seed=seed) for seed in range(n_seeds)]
+    models = [PhaseClassifier(n_spins, n_layers=n_layers, seed=seed) for seed in range(n_seeds)]
     losses = [m.fit(X_train, y_train, steps=steps).history[-1] for m in models]
     model = models[int(np.argmin(losses))]
     scores_test = model.scores(X_test)
@@ -301,9 +301,11 @@ def run(output_dir="xqml_output", quick=False, progress=True):
     enable_x64()
     start = time.perf_counter()
     os.makedirs(output_dir, exist_ok=True)
-    sizes, n_h, steps, n_seeds = ((6, 8), 20, 60, 1) if quick else ((8, 10), 40, 200, 3)
+    sizes, n_h, steps, n_seeds, n_layers = (
+        ((6, 8), 20, 60, 1, 2) if quick else ((8, 10), 40, 200, 3, 2)
+    )
     h = np.linspace(0.2, 2.0, n_h)
-    results = [study(n, h[0::2], h[1::2], steps, n_seeds, progress) for n in sizes]
+    results = [study(n, h[0::2], h[1::2], steps, n_seeds, n_layers, progress) for n in sizes]
     table = format_table(results)
     print(table)
     files = {
