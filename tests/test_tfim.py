@@ -189,6 +189,9 @@ def test_quick_reproduction(tmp_path):
         assert r["completeness"] < 1e-8
         assert r["circuits"] == {"hadamard_all": 1, "hadamard": 2**n}
         assert 0.0 <= r["test_accuracy"] <= 1.0 and 0.0 <= r["train_accuracy"] <= 1.0
+        for key in ("final_loss", "h_star", "z2_asymmetry", "splitting", "explain_seconds"):
+            assert np.isfinite(r[key]), key  # h_star: the seeded quick models do cross 0
+        assert all(np.all(np.isfinite(v)) for v in r["masses"].values())
         assert np.all(np.isfinite(r["attributions"]))
         assert r["attributions"].shape == (len(r["h_test"]), 2**n)
         np.testing.assert_allclose(r["attributions"].sum(1), r["scores_test"], atol=1e-8)
