@@ -14,6 +14,7 @@ REPRODUCTIONS = {
     "noise-study": "noise_study",
     "qpert-iris": "qpert_iris",
     "taylor-synthetic": "taylor_synthetic",
+    "tfim-phases": "tfim_phases",
 }
 """``{name: module}``: filled in as reproductions land (e.g. ``"qpert-iris": "qpert_iris"``)."""
 
