@@ -50,6 +50,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import eigsh
 
 from .. import integrated_gradients
+from .training import train
 
 __all__ = [
     "PhaseClassifier",
@@ -177,18 +178,11 @@ class PhaseClassifier:
         """Adam, full batch, ``steps`` steps from the current weights; returns ``self``."""
         X = jnp.asarray(X)
         y = jnp.asarray(y).astype(X.dtype)
-        optimizer = optax.adam(learning_rate)
-
-        @jax.jit
-        def step(weights, state):
-            loss, grads = jax.value_and_grad(self._loss)(weights, X, y)
-            updates, state = optimizer.update(grads, state)
-            return optax.apply_updates(weights, updates), state, loss
-
-        weights, state = self.weights, optimizer.init(self.weights)
-        for _ in range(steps):
-            weights, state, loss = step(weights, state)
-            self.history.append(float(loss))
+        result = train(
+            lambda w: self._loss(w, X, y), self.weights, optax.adam(learning_rate), (), epochs=steps
+        )
+        self.history.extend(result.history)
+        weights = result.params
         self.weights = weights
         return self
 
