@@ -51,8 +51,8 @@ circuits, no shot bound (the loss is not linear in the results). All reports sha
 ``taylor_fourier`` with ``root="search"`` runs its Newton steps while the explanation is built;
 the report counts the circuits the device executed then (``n_setup_circuits``, measured with
 :class:`qml.Tracker`) -- give ``root=<an array>`` to budget without running anything.
-``qlrp`` computes its relevances from a simulated density matrix (no circuits; shots do not
-apply). The gradient rule is resolved for the QNode as given: on an analytic simulator
+``qlrp``'s circuits return density matrices (simulators only; shots do not apply), and its
+root search, like Taylor-Fourier's, runs while the explanation is built. The gradient rule is resolved for the QNode as given: on an analytic simulator
 ``gradient="auto"`` picks simulator rules, so budget hardware with the QNode's shots set
 (``qml.set_shots``) or with ``gradient="hadamard_all"``/``"parameter-shift"``.
 
@@ -416,7 +416,7 @@ def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
         )
     variance, first_order = None, False
     if plan.method == "qlrp":
-        notes.append("relevances come from a simulated density matrix: shots do not apply.")
+        notes.append("relevances come from density matrices (state tapes): shots do not apply.")
     elif n_direct or not _shot_bound_applies(tapes):
         notes.append(
             f'gradient="{plan.rule}" is simulator-only (autodiff or state outputs): shots do '
