@@ -139,7 +139,7 @@ def test_jit_and_jax_inputs():
     assert_close(jnp.sum(plain[0]), model(x, w), rtol64=0, atol64=1e-8)
 
 
-def test_lightning_uses_the_state_twin():
+def test_lightning_runs_the_density_matrix_tapes():
     rng = np.random.default_rng(9)
     x, w = _sample(rng, 2)
     reference = qlrp(random_model(2), **PAPER, epsilon=0.0)(x, w)
