@@ -24,7 +24,18 @@ METHODS = {
     "lime": ["n_samples", "kernel_width", "distance_mode", "alpha", "baselines", "seed"],
     "random_attribution": ["seed"],
     "taylor_fourier": ["root", "spectrum", "root_steps", "root_tol"],
-    "qlrp": ["rule", "epsilon", "alpha", "beta"],
+    "qlrp": [
+        "rule",
+        "epsilon",
+        "alpha",
+        "beta",
+        "contributions",
+        "shared",
+        "root",
+        "spectrum",
+        "root_steps",
+        "root_tol",
+    ],
 }
 WITH_DELTA = {
     "integrated_gradients",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pennylane_xqml as xqml
-from pennylane_xqml.experiments.reproductions.taylor_synthetic import METHODS, run
+from pennylane_xqml.experiments.reproductions.taylor_synthetic import METHODS, QUICK_RULES, run
 from pennylane_xqml.experiments.synthetic import SyntheticTask
 from pennylane_xqml.testing import assert_close
 
@@ -73,7 +73,28 @@ def test_reproduction_table(result):
         assert -1.0 <= rows[name]["spearman"] <= 1.0
         assert np.isfinite(rows[name]["residual"])
     assert rows["Taylor-Fourier"]["spearman"] >= 0.8  # measured 1.00 (quick), 0.99 (full)
-    # IG and exact Shapley with the root as baseline are complete; QLRP conserves f(x)
+    # IG and exact Shapley with the root as baseline are complete
     assert rows["IG"]["residual"] < 1e-8
     assert rows["Shapley (exact)"]["residual"] < 1e-8
-    assert rows["QLRP"]["residual"] < 1e-5
+
+
+def test_qlrp_rules(result):
+    """QLRP's default rule (raw all-order terms) is Taylor-Fourier by linearity; every rule is
+    scored, and the shared rules conserve their own property (ε = 1e-9 leaves ~1e-8)."""
+    attributions = result["attributions"]
+    assert_close(attributions["QLRP"], attributions["Taylor-Fourier"], rtol64=1e-7, atol64=1e-9)
+    (scores,) = result["qlrp_rules"]  # quick mode: one model
+    assert set(scores) == {"Taylor-Fourier", *QUICK_RULES}
+    for name, s in scores.items():
+        assert -1.0 <= s["spearman"] <= 1.0 and 0.0 <= s["top1"] <= 1.0
+        assert name in result["qlrp_table"]
+    assert scores["raw, all orders"]["spearman"] == scores["Taylor-Fourier"]["spearman"]
+    assert (
+        abs(
+            scores["raw, all orders"]["conservation"] - result["rows"]["Taylor-Fourier"]["residual"]
+        )
+        < 1e-8
+    )
+    assert scores["eps, all orders, change"]["conservation"] < 1e-6
+    assert scores["eps, x.grad (paper)"]["conservation"] < 1e-6
+    assert result["iris"] is None  # the Iris scores are left out of quick mode

@@ -58,7 +58,7 @@ class ShiftGradient(NamedTuple):
     variance: object
 
 
-def shift_tapes(tape, indices, sentences, order=1, device=None):
+def shift_tapes(tape, indices, sentences, order=1, device=None, measure=None):
     """Shifted tapes for the parameters ``indices`` of ``tape`` and their post-processing.
 
     Args:
@@ -67,6 +67,9 @@ def shift_tapes(tape, indices, sentences, order=1, device=None):
         sentences (list[PauliSentence]): the outputs.
         order (int): 1 for first derivatives, 2 for second (diagonal) derivatives.
         device: where the tapes run (see :func:`~.estimation.estimate_outputs`).
+        measure (callable): ``measure(circuit) -> (tapes, estimate)`` with
+            ``estimate(results) -> (mean, variance)``, replacing the estimate of ``sentences``
+            (e.g. tapes that return ``qml.density_matrix``: derivatives of the state).
 
     Returns:
         tuple[list[QuantumScript], callable]: the tapes, and a function mapping their results
@@ -95,7 +98,10 @@ def shift_tapes(tape, indices, sentences, order=1, device=None):
                     'own parameter shift fails there too). Use gradient="backprop" (default.qubit '
                     'with JAX inputs) or "adjoint" on a simulator.'
                 ) from error
-            measured, estimate = estimate_outputs(circuit, sentences, shots, device)
+            if measure is None:
+                measured, estimate = estimate_outputs(circuit, sentences, shots, device)
+            else:
+                measured, estimate = measure(circuit)
             estimates.append((len(tapes), len(measured), estimate))
             tapes.extend(measured)
 

@@ -48,12 +48,12 @@ Grad-CAM's one batch (shots bound the channel weights ``w_k``), and
 circuits, no shot bound (the loss is not linear in the results). All reports share
 :class:`GateCounts`.
 
-``taylor_fourier`` with ``root="search"`` runs its Newton steps in its preparation step
-(``explained.prepare(*args)``) before its plan exists; the report runs that step and counts the
-circuits the device executed then (``n_setup_circuits``, measured with :class:`qml.Tracker`) --
-give ``root=<an array>`` to budget without running anything.
-``qlrp`` computes its relevances from a simulated density matrix (no circuits; shots do not
-apply). The gradient rule is resolved for the QNode as given: on an analytic simulator
+``taylor_fourier`` and ``qlrp`` with ``root="search"`` run their Newton steps in a preparation
+step (``explained.prepare(*args)``) before their plan exists; the report runs that step and
+counts the circuits the device executed then (``n_setup_circuits``, measured with
+:class:`qml.Tracker`) -- give ``root=<an array>`` to budget without running anything.
+``qlrp``'s circuits return density matrices (simulators only; shots do not apply). The gradient
+rule is resolved for the QNode as given: on an analytic simulator
 ``gradient="auto"`` picks simulator rules, so budget hardware with the QNode's shots set
 (``qml.set_shots``) or with ``gradient="hadamard_all"``/``"parameter-shift"``.
 
@@ -418,7 +418,7 @@ def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
         )
     variance, first_order = None, False
     if plan.method == "qlrp":
-        notes.append("relevances come from a simulated density matrix: shots do not apply.")
+        notes.append("relevances come from density matrices (state tapes): shots do not apply.")
     elif n_direct or not _shot_bound_applies(tapes):
         notes.append(
             f'gradient="{plan.rule}" is simulator-only (autodiff or state outputs): shots do '

@@ -191,7 +191,7 @@ def reconstruction(freqs):
     freqs = np.asarray(freqs, dtype=float)
     r = len(freqs)
     shifts = np.arange(-r, r + 1) * 2 * np.pi / (freqs.max() * (2 * r + 1)) * r
-    matrix = _basis(shifts[:, None], freqs, np)
+    matrix = basis(shifts[:, None], freqs, np)
     if np.linalg.cond(matrix) > 1e8:
         raise ValueError(
             f"The spectrum {tuple(freqs)} cannot be reconstructed stably from the default "
@@ -200,7 +200,7 @@ def reconstruction(freqs):
     return shifts, np.linalg.inv(matrix)
 
 
-def _basis(t, freqs, math):
+def basis(t, freqs, math):
     """``φ(t)``: the trailing axis holds ``1, cos(ω t), sin(ω t)``."""
     return math.concatenate(
         [math.ones_like(t * freqs[:1]), math.cos(t * freqs), math.sin(t * freqs)], axis=-1
@@ -253,12 +253,12 @@ class TaylorFourier:
         """The root search for ``engine``'s call: a copy of this method holding the roots found
         (one per output). Each Newton step is one plan of forward and gradient circuits."""
         self._structure(engine)  # refuse unsupported models before the search runs circuits
-        roots, checked = self._search(engine)
+        roots, checked = self.search_roots(engine)
         prepared = copy.copy(self)
         prepared.searched_roots, prepared.roots_checked = list(roots), checked
         return prepared
 
-    def _tol(self, values):
+    def root_tolerance(self, values):
         """``root_tol``, or by default 1e-8 for 64-bit values and 1e-6 for 32-bit ones (an
         output of order one cannot be evaluated closer to 0 than ~1e-7 in float32)."""
         if self.root_tol is not None:
@@ -267,7 +267,7 @@ class TaylorFourier:
 
     # -- structure ------------------------------------------------------------------------------
 
-    def _spectra(self, call):
+    def spectra(self, call):
         """Per flat feature: ``None`` (closed form with slopes) or a tuple of frequencies."""
         d = int(np.prod(call.shape))
         if isinstance(self.spectrum, tuple):
@@ -287,7 +287,7 @@ class TaylorFourier:
         unused = ~np.any(np.abs(slopes) > _SLOPE_ATOL, axis=0)
         return None, [given[i] if i in given else (() if unused[i] else (1.0,)) for i in range(d)]
 
-    def _roots(self, engine):
+    def given_roots(self, engine):
         """The reference points, flat: a list of 1 (shared) or K (one per output) points."""
         call = engine.call
         d, k = int(np.prod(call.shape)), call.n_outputs
@@ -304,7 +304,7 @@ class TaylorFourier:
             f"(or ({k}, *{tuple(call.shape)}): one root per output)."
         )
 
-    def _search(self, engine):
+    def search_roots(self, engine):
         """Newton steps ``x ← x - f(x) ∇f/‖∇f‖²`` from the input, one root per output.
 
         Each step is one batch (forward values and input gradients of all outputs) on a fresh
@@ -330,7 +330,7 @@ class TaylorFourier:
         for step in range(self.root_steps + 1):
             last = step == self.root_steps
             f, g = self._value_and_gradient(engine, points, gradient=not last)
-            tol = self._tol(qml.math.unwrap(f))
+            tol = self.root_tolerance(qml.math.unwrap(f))
             values = np.asarray(qml.math.unwrap(f), dtype=float)
             done = np.abs(values) <= tol
             if np.all(done):
@@ -387,11 +387,11 @@ class TaylorFourier:
                 "amplitude embedding f is a quadratic form of the amplitudes, and "
                 "xqml.integrated_gradients is exact there (method='exact')."
             )
-        return self._spectra(call)
+        return self.spectra(call)
 
     def build(self, engine, delta=False):
         call = engine.call
-        roots = self._roots(engine)
+        roots = self.given_roots(engine)
         slopes, spectra = self._structure(engine)  # raises before any circuit
         if roots is None:
             raise ValueError('root="search" needs its preparation step: see prepare().')
@@ -413,7 +413,7 @@ class TaylorFourier:
             if need_root_values:
                 f_root = qml.math.stack([f_roots[root_of[j]](lookup)[0][j] for j in range(k_out)])
             if not checked:  # traced search: non-converged outputs give NaN
-                ok = qml.math.abs(f_root) <= self._tol(f_root)
+                ok = qml.math.abs(f_root) <= self.root_tolerance(f_root)
                 values = qml.math.where(ok[:, None], values, np.nan)
             if delta:
                 gap = qml.math.sum(values, axis=-1) - (f_x(lookup)[0] - f_root)
@@ -492,9 +492,9 @@ class TaylorFourier:
                     g = qml.math.stack([e[0][j] for e in estimates])
                     g_var = qml.math.stack([e[1][j] for e in estimates])
                     freq = np.asarray(freqs)
-                    phi = _basis(qml.math.reshape(delta[i], (1,)), freq, qml.math)
+                    phi = basis(qml.math.reshape(delta[i], (1,)), freq, qml.math)
                     weights = qml.math.tensordot(
-                        phi - _basis(np.zeros(1), freq, np), inverse, axes=1
+                        phi - basis(np.zeros(1), freq, np), inverse, axes=1
                     )
                     row.append(qml.math.sum(weights * g))
                     row_var.append(qml.math.sum(weights**2 * g_var))

@@ -32,7 +32,8 @@ import numpy as np
 
 from ... import metrics
 from ...engine.inputs import enable_x64
-from ...methods import integrated_gradients, perturbation
+from ...methods import perturbation
+from ...methods.integrated_gradients import integrated_gradients
 from ...methods.qpert import qpert_mask
 from ..iris import CLASS_MAP, IrisQCL, class_probabilities, load_iris_split
 
@@ -55,15 +56,33 @@ PAPER_ROW = {
 """Which of the paper's rows each of our methods is compared with."""
 
 
-def _fold(attributions16, classes):
+def fold_classes(attributions16, classes):
     """``(n, 16, 4)`` basis-state attributions -> ``(n, 4)`` for each instance's class."""
     per_class = jnp.einsum("nkd,kc->ncd", attributions16, CLASS_MAP)
     return np.asarray(per_class[np.arange(len(classes)), classes])
 
 
-def _explain_all(explained, X, weights):
+def explain_all(explained, X, weights):
     """One explanation per row; ``jax.vmap`` over the rows of a method's ExplainedQNode."""
     return jax.vmap(explained, in_axes=(0, None))(jnp.asarray(X), weights)
+
+
+def score_attributions(model, split, X, classes, attributions):
+    """Insertion/deletion scores (AUCI, AUDC, AUC-Diff) of every method's ``(n, 4)``
+    attributions: opposite-class mean baseline from the training rows, each instance tracked
+    for its class in ``classes``."""
+    return {
+        name: metrics.evaluate_insertion_deletion(
+            model.predict_proba,
+            X,
+            values,
+            y=classes,
+            X_background=split.X_train,
+            y_background=split.y_train,
+            target=classes,
+        )
+        for name, values in attributions.items()
+    }
 
 
 def _library_rows(model, split, background, classes, seed):
@@ -210,7 +229,7 @@ def run(output_dir="xqml_output", quick=False, progress=True):
     attributions, timings = {}, {}
     for name, explained in linear_methods.items():
         start = time.perf_counter()
-        attributions[name] = _fold(_explain_all(explained, X, weights), classes)
+        attributions[name] = fold_classes(explain_all(explained, X, weights), classes)
         timings[name] = time.perf_counter() - start
     start = time.perf_counter()
     qpert = qpert_mask(
@@ -230,18 +249,7 @@ def run(output_dir="xqml_output", quick=False, progress=True):
         gap = np.abs(attributions["shap.KernelExplainer"] - attributions["Shapley (exact)"]).max()
         print(f"max |shap.KernelExplainer - our exact Shapley| = {gap:.2e} (same background rows)")
 
-    scores = {
-        name: metrics.evaluate_insertion_deletion(
-            model.predict_proba,
-            X,
-            values,
-            y=classes,
-            X_background=split.X_train,
-            y_background=split.y_train,
-            target=classes,
-        )
-        for name, values in attributions.items()
-    }
+    scores = score_attributions(model, split, X, classes, attributions)
     table = format_table(scores)
     print(table)
     print(
