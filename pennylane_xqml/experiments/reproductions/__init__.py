@@ -12,6 +12,7 @@ REPRODUCTIONS = {
     "gradcam-digits": "gradcam_digits",
     "noise-study": "noise_study",
     "qpert-iris": "qpert_iris",
+    "right-reasons": "right_reasons",
     "taylor-synthetic": "taylor_synthetic",
 }
 """``{name: module}``: filled in as reproductions land (e.g. ``"qpert-iris": "qpert_iris"``)."""
