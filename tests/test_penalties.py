@@ -82,9 +82,8 @@ def _directional_check(penalty, x, w, seed):
         assert abs(float(analytic)) > 1e-3  # the direction actually changes the penalty
 
 
-@pytest.mark.parametrize(
-    "method", ["saliency", pytest.param("integrated_gradients", marks=pytest.mark.slow)]
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients"])
 def test_penalty_gradient_matches_finite_differences(amp, method):
     _, model, x, w, _, _ = amp
     explained = getattr(xqml, method)(model)
