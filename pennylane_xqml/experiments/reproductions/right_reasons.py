@@ -35,6 +35,7 @@ Choices (documented):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -119,9 +120,18 @@ def shortcut_digits(seed=0, n_train=None, digits=DIGITS):
     }
 
 
-def _use_compilation_cache(output_dir):
-    if jax.config.jax_compilation_cache_dir is None:
+@contextlib.contextmanager
+def _compilation_cache(output_dir):
+    """JAX's persistent compilation cache in ``output_dir/.jax_cache`` for the block, unless the
+    user configured one; the setting is restored afterwards. (JAX reads it when it first
+    compiles: in a process that compiled before, such as a test session, it has no effect.)"""
+    previous = jax.config.jax_compilation_cache_dir
+    if previous is None:
         jax.config.update("jax_compilation_cache_dir", os.path.join(output_dir, ".jax_cache"))
+    try:
+        yield
+    finally:
+        jax.config.update("jax_compilation_cache_dir", previous)
 
 
 class _Evaluator:
@@ -252,39 +262,39 @@ def run(output_dir="xqml_output", quick=False, progress=True):
     start = time.perf_counter()
     enable_x64()
     os.makedirs(output_dir, exist_ok=True)
-    _use_compilation_cache(output_dir)
     n_seeds, epochs, n_train = QUICK if quick else FULL
     variants = VARIANTS if quick else (*VARIANTS, REFERENCE)
     per_seed = {v: {k: [] for k in COLUMNS} for v in variants}
     evaluator, figure_data = None, None
-    for seed in range(n_seeds):
-        data = shortcut_digits(seed, n_train)
-        models, fit_seconds = train_models(data, seed, epochs, variants, progress=progress)
-        evaluator = evaluator or _Evaluator(models["plain"].qnode)
-        maps, rows = {}, {}
-        for variant, model in models.items():
-            w = model.weights
-            attributions = evaluator.attributions(data["X_train"], w)
-            maps[variant] = attributions
-            sets = [(data[f"X_{name}"], data[f"y_{labels}"]) for name, labels in SETS]
-            row = dict(zip(COLUMNS, evaluator.accuracies(sets, w)))
-            row["marker_mass"] = float(marker_mass(attributions).mean())
-            rows[variant] = row
-            for key, value in row.items():
-                per_seed[variant][key].append(value)
-            print(
-                f"seed {seed} {variant:>9}: trained in {fit_seconds[variant]:.1f} s, "
-                + ", ".join(f"{k} {v:.3f}" for k, v in row.items())
-            )
-        if seed == 0:
-            y = data["y_train"]
-            picks = np.concatenate([np.flatnonzero(y == 0)[:2], np.flatnonzero(y == 1)[:2]])
-            figure_data = (
-                data["X_train"][picks],
-                {v: maps[v][picks] for v in VARIANTS},
-                y[picks],
-                rows,
-            )
+    with _compilation_cache(output_dir):
+        for seed in range(n_seeds):
+            data = shortcut_digits(seed, n_train)
+            models, fit_seconds = train_models(data, seed, epochs, variants, progress=progress)
+            evaluator = evaluator or _Evaluator(models["plain"].qnode)
+            maps, rows = {}, {}
+            for variant, model in models.items():
+                w = model.weights
+                attributions = evaluator.attributions(data["X_train"], w)
+                maps[variant] = attributions
+                sets = [(data[f"X_{name}"], data[f"y_{labels}"]) for name, labels in SETS]
+                row = dict(zip(COLUMNS, evaluator.accuracies(sets, w)))
+                row["marker_mass"] = float(marker_mass(attributions).mean())
+                rows[variant] = row
+                for key, value in row.items():
+                    per_seed[variant][key].append(value)
+                print(
+                    f"seed {seed} {variant:>9}: trained in {fit_seconds[variant]:.1f} s, "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in row.items())
+                )
+            if seed == 0:
+                y = data["y_train"]
+                picks = np.concatenate([np.flatnonzero(y == 0)[:2], np.flatnonzero(y == 1)[:2]])
+                figure_data = (
+                    data["X_train"][picks],
+                    {v: maps[v][picks] for v in VARIANTS},
+                    y[picks],
+                    rows,
+                )
     summary = {
         v: {k: (float(np.mean(vals)), float(np.std(vals))) for k, vals in per_seed[v].items()}
         for v in variants
