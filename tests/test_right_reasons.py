@@ -65,6 +65,8 @@ def test_fit_refuses_a_bad_penalty():
         clf.fit(X, y, epochs=1, penalty=(lambda x, w: 0.0, -1.0))
     with pytest.raises(ValueError, match="strength >= 0"):
         clf.fit(X, y, epochs=1, penalty=("not callable", 1.0))
+    with pytest.raises(ValueError, match="strength >= 0"):
+        clf.fit(X, y, epochs=1, penalty=lambda x, w: 0.0)
 
 
 @pytest.fixture(scope="module")

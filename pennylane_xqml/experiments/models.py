@@ -73,11 +73,10 @@ class AmplitudeClassifier:
         losses = -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
         return jnp.sum(mask * losses) / jnp.sum(mask)
 
-    def _penalised_loss(self, fn, strength):
+    def _penalised_loss(self, penalty):
+        fn, strength = penalty if isinstance(penalty, tuple) and len(penalty) == 2 else (None, -1)
         if not callable(fn) or not np.isscalar(strength) or not strength >= 0:
-            raise ValueError(
-                f"penalty must be (fn(x, weights), strength >= 0); got ({fn!r}, {strength!r})."
-            )
+            raise ValueError(f"penalty must be (fn(x, weights), strength >= 0); got {penalty!r}.")
         per_row = jax.vmap(fn, in_axes=(0, None))
 
         def loss(weights, X, y, mask):
@@ -110,7 +109,7 @@ class AmplitudeClassifier:
         X, y = self._check_Xy(X, y)
         if epochs < 0 or batch_size < 1:
             raise ValueError(f"Need epochs >= 0 and batch_size >= 1; got {epochs}, {batch_size}.")
-        loss = self._loss if penalty is None else self._penalised_loss(*penalty)
+        loss = self._loss if penalty is None else self._penalised_loss(penalty)
         n_batches = -(-len(X) // min(batch_size, len(X)))
         optimizer = optax.adam(
             optax.cosine_decay_schedule(learning_rate, max(1, epochs * n_batches))
