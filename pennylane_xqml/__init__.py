@@ -22,6 +22,7 @@ from .methods.perturbation import (
 from .methods.qlrp import qlrp, qlrp_entries
 from .methods.qpert import QPertExplainer, QPertResult, qpert_cost, qpert_mask
 from .methods.taylor_fourier import taylor_fourier
+from .penalties import attribution_penalty
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,7 @@ __all__ = [
     "QPertCost",
     "QPertExplainer",
     "QPertResult",
+    "attribution_penalty",
     "check_device",
     "cost_report",
     "explain_batch",

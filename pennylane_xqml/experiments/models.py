@@ -73,23 +73,50 @@ class AmplitudeClassifier:
         losses = -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
         return jnp.sum(mask * losses) / jnp.sum(mask)
 
-    def fit(self, X, y, epochs=30, batch_size=16, learning_rate=0.05, seed=0, progress=False):
+    def _penalised_loss(self, penalty):
+        fn, strength = penalty if isinstance(penalty, tuple) and len(penalty) == 2 else (None, -1)
+        if not callable(fn) or not np.isscalar(strength) or not strength >= 0:
+            raise ValueError(f"penalty must be (fn(x, weights), strength >= 0); got {penalty!r}.")
+        per_row = jax.vmap(fn, in_axes=(0, None))
+
+        def loss(weights, X, y, mask):
+            extra = jnp.sum(mask * per_row(X, weights)) / jnp.sum(mask)
+            return self._loss(weights, X, y, mask) + strength * extra
+
+        return loss
+
+    def fit(
+        self,
+        X,
+        y,
+        epochs=30,
+        batch_size=16,
+        learning_rate=0.05,
+        seed=0,
+        progress=False,
+        penalty=None,
+    ):
         """Train ``weights`` (from their current values) with Adam on binary cross-entropy.
 
         The learning rate decays from ``learning_rate`` to 0 on a cosine schedule;
         mini-batches are reshuffled every epoch with ``seed``. The mean loss of each
         epoch is appended to ``history``. Returns ``self``.
+
+        ``penalty=(fn, strength)`` adds ``strength`` times the mean of ``fn(x, weights)`` over
+        each mini-batch's rows to the loss, for example an explanation penalty from
+        :func:`pennylane_xqml.attribution_penalty` ("right for the right reasons").
         """
         X, y = self._check_Xy(X, y)
         if epochs < 0 or batch_size < 1:
             raise ValueError(f"Need epochs >= 0 and batch_size >= 1; got {epochs}, {batch_size}.")
+        loss = self._loss if penalty is None else self._penalised_loss(penalty)
         n_batches = -(-len(X) // min(batch_size, len(X)))
         optimizer = optax.adam(
             optax.cosine_decay_schedule(learning_rate, max(1, epochs * n_batches))
         )
         # The last batch is topped up with rows of weight 0 so that the step compiles once.
         result = train(
-            self._loss,
+            loss,
             self.weights,
             optimizer,
             (X, y),

@@ -13,6 +13,7 @@ REPRODUCTIONS = {
     "gradcam-digits": "gradcam_digits",
     "noise-study": "noise_study",
     "qpert-iris": "qpert_iris",
+    "right-reasons": "right_reasons",
     "taylor-synthetic": "taylor_synthetic",
     "tfim-phases": "tfim_phases",
 }
