@@ -18,7 +18,7 @@ import pennylane as qml
 
 from .engine.core import ModelCall
 from .engine.plan import execute_plan
-from .engine.transform import ExplainedQNode, make_plan
+from .engine.transform import ExplainedQNode, make_plan, prepare_method
 
 __all__ = ["NORMS", "attribution_penalty"]
 
@@ -165,7 +165,8 @@ def attribution_penalty(explainer: ExplainedQNode, mask, *, norm: str = "l2") ->
                     else "the shape of the QNode's input)."
                 )
             )
-        out = execute_plan(make_plan(call, explainer.options, explainer.method))
+        method = prepare_method(call, explainer.options, explainer.method)  # root search, if any
+        out = execute_plan(make_plan(call, explainer.options, method))
         attributions = out[0] if isinstance(out, tuple) else out
         magnitude = qml.math.abs(attributions)
         if power == 2:
