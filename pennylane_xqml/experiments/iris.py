@@ -11,7 +11,7 @@
 Choices the paper leaves open (documented here, METHODS.md allows them):
 
 * Encoding of feature ``x_i`` on qubit ``i``: ``RY(pi x_i)`` then ``RZ(pi x_i)``: the polar angle
-  runs from |0> (x = 0) to |1> (x = 1) while the azimuth turns by half a circle, so distinct
+  runs from ``|0>`` (x = 0) to ``|1>`` (x = 1) while the azimuth turns by half a circle, so distinct
   feature values give distinct states without wrapping around.
 * Each layer: ``RX, RY, RZ`` on every qubit (an Euler decomposition, 3 x 4 = 12 parameters per
   layer), then the CNOT ring ``0->1, 1->2, 2->3, 3->0``.

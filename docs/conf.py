@@ -1,0 +1,122 @@
+"""Sphinx configuration of the pennylane-xqml documentation site.
+
+Build (from the repository root, after ``pip install -e ".[docs]"``)::
+
+    python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+Everything the pages load is served from the build itself: the theme is furo and formulas are
+rendered by MathJax 3 copied from the ``django-static-mathjax`` wheel, so the site works with no
+network (PennyLane's own ``pennylane-sphinx-theme`` loads Bootstrap, highlight.js, fonts and
+MathJax 2 from CDNs in its layout, so it is not used).
+"""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import mathjax  # the django-static-mathjax wheel: MathJax 3.2.2 as static files
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))
+
+import pennylane_xqml  # noqa: E402
+
+project = "pennylane-xqml"
+author = "pennylane-xqml contributors"
+copyright = "2026, pennylane-xqml contributors"  # noqa: A001
+version = release = pennylane_xqml.__version__
+
+extensions = [
+    "myst_nb",  # Markdown pages and the notebooks of demos/, executed during the build
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+]
+
+exclude_patterns = ["_build", "README.md", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+templates_path = ["_templates"]
+
+# --- the notebooks -------------------------------------------------------------------------
+# demos/ is linked into the source tree (docs/demos -> ../demos). Every notebook is executed by
+# the build and its outputs are cached by jupyter-cache, keyed on the code cells: an unchanged
+# notebook is not re-run, a changed one is. Outputs stored in a notebook are never shown.
+nb_execution_mode = os.environ.get("XQML_DOCS_EXECUTE", "cache")
+nb_execution_timeout = 900  # seconds per cell; the slowest cell trains a model
+nb_execution_raise_on_error = True  # a failing notebook fails the build
+nb_execution_in_temp = True  # notebooks write nothing into the repository
+nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
+nb_kernel_rgx_aliases = {".*": "python3"}
+nb_merge_streams = True
+
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+myst_heading_anchors = 3
+
+# --- the API reference ---------------------------------------------------------------------
+autosummary_generate = True
+autosummary_imported_members = True
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+# The attribution transforms end their docstrings with this block (engine/transform.py).
+napoleon_custom_sections = [("Options every method shares", "params_style")]
+# "Attributes:" as a field list: NamedTuple fields are documented once, by :members:.
+napoleon_use_ivar = True
+add_module_names = False
+
+# --- HTML ----------------------------------------------------------------------------------
+html_theme = "furo"
+html_title = f"pennylane-xqml {release}"
+html_static_path = []
+html_show_sourcelink = False
+
+# MathJax 3 from the installed wheel, copied into _static/mathjax/ after the build; no CDN.
+MATHJAX_DIR = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+MATHJAX_PARTS = ["tex-chtml.js", "input", "output/chtml", "ui", "a11y", "adaptors"]
+mathjax_path = "mathjax/tex-chtml.js"
+
+
+def copy_mathjax(app, exception):
+    """Copy the parts of MathJax that ``tex-chtml.js`` loads into the built site."""
+    if exception is not None or app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for part in MATHJAX_PARTS:
+        source = MATHJAX_DIR / part
+        if source.is_dir():
+            shutil.copytree(source, target / part, dirs_exist_ok=True)
+        elif source.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / part)
+
+
+def drop_signature_line(app, what, name, obj, options, lines):
+    """Drop a first docstring line that repeats the object's signature.
+
+    The attribution transforms start their ``__doc__`` with ``name(...)`` for ``help()``;
+    autodoc already shows the signature (from ``inspect.signature``), and docutils would read
+    the ``*`` of the keyword-only marker as the start of emphasis.
+    """
+    short = name.rsplit(".", 1)[-1]
+    if lines and lines[0].startswith(short + "("):
+        del lines[0]
+        while lines and not lines[0].strip():
+            del lines[0]
+
+
+def escape_kwargs(app, what, name, obj, options, lines):
+    """Escape ``**kwargs`` in parameter fields (napoleon escapes ``*args`` of ``*args, **kwargs``
+    but not the second name, which docutils then reads as unclosed strong emphasis)."""
+    for i, line in enumerate(lines):
+        if line.startswith(":param **"):
+            lines[i] = ":param \\*\\*" + line[len(":param **") :]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", drop_signature_line)
+    app.connect("autodoc-process-docstring", escape_kwargs)  # after napoleon's own handler
+    app.connect("build-finished", copy_mathjax)
