@@ -21,11 +21,11 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
 
-import pennylane_xqml  # noqa: E402
+import pennylane_xqml
 
 project = "pennylane-xqml"
 author = "pennylane-xqml contributors"
-copyright = "2026, pennylane-xqml contributors"  # noqa: A001
+copyright = "2026, pennylane-xqml contributors"
 version = release = pennylane_xqml.__version__
 
 extensions = [
