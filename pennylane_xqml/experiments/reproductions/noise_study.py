@@ -54,9 +54,16 @@ from typing import NamedTuple
 import numpy as np
 import pennylane as qml
 
-from ... import feature_ablation, metrics, saliency, shapley_values
+from ... import (
+    feature_ablation,
+    integrated_gradients,
+    metrics,
+    saliency,
+    shapley_values,
+    taylor_fourier,
+)
 from ...engine.inputs import enable_x64
-from ...methods import integrated_gradients, qpert, taylor_fourier
+from ...methods import qpert
 from ...noise import ZNE, depolarizing_device, fake_backend_device, on_device
 from ..synthetic import FourierPQC, SyntheticTask
 
