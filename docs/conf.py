@@ -116,7 +116,17 @@ def escape_kwargs(app, what, name, obj, options, lines):
             lines[i] = ":param \\*\\*" + line[len(":param **") :]
 
 
+def skip_top_level_classes(app, what, name, obj, skip, options):
+    """On a module's page, skip the classes exported by ``pennylane_xqml`` itself: they have
+    their own page (``pennylane_xqml.QPertExplainer``), and one class documented twice is a
+    duplicate-object warning."""
+    if what == "module" and isinstance(obj, type) and getattr(pennylane_xqml, name, None) is obj:
+        return True
+    return None
+
+
 def setup(app):
+    app.connect("autodoc-skip-member", skip_top_level_classes)
     app.connect("autodoc-process-docstring", drop_signature_line)
     app.connect("autodoc-process-docstring", escape_kwargs)  # after napoleon's own handler
     app.connect("build-finished", copy_mathjax)
