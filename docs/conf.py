@@ -53,6 +53,8 @@ nb_execution_in_temp = True  # notebooks write nothing into the repository
 nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_kernel_rgx_aliases = {".*": "python3"}
 nb_merge_streams = True
+if nb_execution_mode == "off":  # editing only: a never-run notebook may lack language metadata
+    suppress_warnings = ["myst-nb.lexer"]
 
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
