@@ -10,6 +10,7 @@ network (PennyLane's own ``pennylane-sphinx-theme`` loads Bootstrap, highlight.j
 MathJax 2 from CDNs in its layout, so it is not used).
 """
 
+import hashlib
 import os
 import shutil
 import sys
@@ -50,7 +51,24 @@ nb_execution_mode = os.environ.get("XQML_DOCS_EXECUTE", "cache")
 nb_execution_timeout = 900  # seconds per cell; the slowest cell trains a model
 nb_execution_raise_on_error = True  # a failing notebook fails the build
 nb_execution_in_temp = True  # notebooks write nothing into the repository
-nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
+
+
+def _package_digest():
+    """A digest of the package's source: jupyter-cache keys a notebook on its own code cells
+    only, so the cache lives in a folder named after the package it ran against, and a change
+    of the package re-executes every notebook."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "pennylane_xqml").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+_CACHE = DOCS / "_build" / f".jupyter_cache-{_package_digest()}"
+for _old in (DOCS / "_build").glob(".jupyter_cache-*"):
+    if _old != _CACHE:
+        shutil.rmtree(_old, ignore_errors=True)  # caches of older package code
+nb_execution_cache_path = str(_CACHE)
 nb_kernel_rgx_aliases = {".*": "python3"}
 nb_merge_streams = True
 if nb_execution_mode == "off":  # editing only: a never-run notebook may lack language metadata
