@@ -15,8 +15,11 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import mathjax  # the django-static-mathjax wheel: MathJax 3.2.2 as static files
+from docutils import nodes
+from docutils.parsers.rst import Directive, directives
 from sphinx.util import logging
 
 DOCS = Path(__file__).resolve().parent
@@ -158,7 +161,24 @@ def check_api_covers_all(app):
         logger.warning("api.md does not list these names of pennylane_xqml.__all__: %s", missing)
 
 
+class Details(Directive):
+    """PennyLane's ``.. details::`` block (from its theme, not used here): an admonition with
+    the ``:title:``, so docstrings written in PennyLane's style build."""
+
+    has_content = True
+    option_spec: ClassVar[dict] = {"title": directives.unchanged, "href": directives.unchanged}
+
+    def run(self):
+        title = self.options.get("title", "Details")
+        node = nodes.admonition(classes=["details"])
+        text, messages = self.state.inline_text(title, self.lineno)
+        node += nodes.title(title, "", *text)
+        self.state.nested_parse(self.content, self.content_offset, node)
+        return [node, *messages]
+
+
 def setup(app):
+    app.add_directive("details", Details)
     app.connect("builder-inited", check_api_covers_all)
     app.connect("autodoc-skip-member", skip_top_level_classes)
     app.connect("autodoc-process-docstring", drop_signature_line)
