@@ -110,7 +110,7 @@ def qjit_explanation(explained, **qjit_options):
         )
 
     def explain(*args, **kwargs):
-        plan = explained.prepare(*args, **kwargs).plan(*args, **kwargs)
+        plan = explained.prepared_plan(*args, **kwargs)
         if plan.simulator_requests:
             raise ValueError(
                 f'gradient="{plan.rule}" is computed by JAX autodiff through the simulator, '

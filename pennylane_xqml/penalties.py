@@ -18,7 +18,7 @@ import pennylane as qml
 
 from .engine.core import ModelCall
 from .engine.plan import execute_plan
-from .engine.transform import ExplainedQNode, make_plan, prepare_method
+from .engine.transform import ExplainedQNode, prepared_plan
 
 __all__ = ["NORMS", "attribution_penalty"]
 
@@ -165,8 +165,7 @@ def attribution_penalty(explainer: ExplainedQNode, mask, *, norm: str = "l2") ->
                     else "the shape of the QNode's input)."
                 )
             )
-        method = prepare_method(call, explainer.options, explainer.method)  # root search, if any
-        out = execute_plan(make_plan(call, explainer.options, method))
+        out = execute_plan(prepared_plan(call, explainer.options, explainer.method))
         attributions = out[0] if isinstance(out, tuple) else out
         magnitude = qml.math.abs(attributions)
         if power == 2:

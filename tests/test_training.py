@@ -145,6 +145,16 @@ def test_after_epoch_sets_the_learning_rate_and_stops():
         ({"epochs": 2, "batch_size": 4, "remainder": "fill"}, "remainder must be one of"),
         ({"epochs": 2, "batch_size": 4, "scan": True}, 'use remainder="drop"'),
         ({"epochs": 2, "scan": True, "remainder": "drop"}, "scan=True needs a batch_size"),
+        (
+            {
+                "epochs": 2,
+                "batch_size": 4,
+                "scan": True,
+                "remainder": "drop",
+                "weighted_loss": True,
+            },
+            "weighted_loss does not apply",
+        ),
     ],
 )
 def test_bad_options_raise_before_any_step(options, message):

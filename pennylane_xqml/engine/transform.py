@@ -81,6 +81,12 @@ def prepare_method(call, options, method):
     return method.prepare(_engine_for(call, options))
 
 
+def prepared_plan(call, options, method) -> Plan:
+    """The plan of ``method`` for ``call`` after its preparation step, if it has one (which runs
+    circuits, see :func:`prepare_method`); ``call`` is traced once for both."""
+    return make_plan(call, options, prepare_method(call, options, method))
+
+
 def make_plan(call, options, method) -> Plan:
     """The :class:`~.plan.Plan` of ``method`` for ``call`` (validated; nothing runs).
 
@@ -192,7 +198,8 @@ class ExplainedQNode(qml.QNode):
         For Taylor-Fourier's ``root="search"`` this runs the Newton search (one plan of forward
         and gradient circuits per step) and returns an explanation whose root is the one found
         for these arguments; for every other method it returns ``self`` and runs nothing.
-        Calling the explanation is ``execute_plan(explained.prepare(*args).plan(*args))``."""
+        Calling the explanation is ``execute_plan(explained.prepared_plan(*args))``, which
+        does both while tracing the call once."""
         if not self.needs_preparation:
             return self
         call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
@@ -222,8 +229,14 @@ class ExplainedQNode(qml.QNode):
         ``qml.set_shots(explained, shots=n)``)."""
         return ExplainedQNode(self.qnode.update_shots(shots), self.method, self.options)
 
+    def prepared_plan(self, *args, **kwargs) -> Plan:
+        """``self.prepare(*args, **kwargs).plan(*args, **kwargs)``, tracing the call once: the
+        plan that calling the explanation executes (its preparation step, if any, runs here)."""
+        call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
+        return prepared_plan(call, self.options, self.method)
+
     def __call__(self, *args, **kwargs):
-        return execute_plan(self.prepare(*args, **kwargs).plan(*args, **kwargs))
+        return execute_plan(self.prepared_plan(*args, **kwargs))
 
 
 @Transform.generic_register

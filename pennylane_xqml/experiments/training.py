@@ -130,7 +130,7 @@ def _scan_epoch(step):
     return epoch
 
 
-def _check_train_options(data, epochs, batch_size, remainder, scan):
+def _check_train_options(data, epochs, batch_size, remainder, scan, weighted_loss):
     if not is_int(epochs) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}.")
     if batch_size is not None:
@@ -139,6 +139,8 @@ def _check_train_options(data, epochs, batch_size, remainder, scan):
         raise ValueError(f"remainder must be one of {REMAINDERS}; got {remainder!r}.")
     if scan and remainder != "drop":
         raise ValueError('scan=True needs batches of one size: use remainder="drop".')
+    if scan and weighted_loss:
+        raise ValueError("scan=True runs batches of equal size: weighted_loss does not apply.")
     if scan and batch_size is None:
         raise ValueError("scan=True needs a batch_size (full-batch epochs are one step).")
     if not data and batch_size is not None:
@@ -194,7 +196,7 @@ def train(
         TrainResult: ``(params, opt_state, history)``.
     """
     data = tuple(data)
-    _check_train_options(data, epochs, batch_size, remainder, scan)
+    _check_train_options(data, epochs, batch_size, remainder, scan, weighted_loss)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     step = make_step(loss_fn, optimizer)
     run_step = _scan_epoch(step) if scan else jax.jit(step)
