@@ -10,7 +10,7 @@ import pytest
 
 import pennylane_xqml as xqml
 
-SHARED = ["argnums", "target", "gradient", "ancilla", "return_stderr"]
+SHARED = ["argnums", "target", "gradient", "ancilla", "return_stderr", "broadcast"]
 
 METHODS = {
     "integrated_gradients": ["baselines", "n_steps", "method", "baseline_data"],

@@ -355,8 +355,9 @@ class Engine:
     ``gradient`` is resolved once for the call (see :func:`resolve_gradient`).
     """
 
-    def __init__(self, call: ModelCall, gradient="auto", ancilla=None):
+    def __init__(self, call: ModelCall, gradient="auto", ancilla=None, broadcast=True):
         self.call = call
+        self.broadcast = broadcast
         self.rule = resolve_gradient(call, gradient)
         self.device = call.device
         self.ancilla = ancilla if ancilla is not None else ANCILLA_LABEL
@@ -558,6 +559,7 @@ class Engine:
             diff_method=self.diff_method if self.device is not None else None,
             simulator_requests=tuple(self._direct),
             processing_fn=lambda results, values: finish(self.postprocess(results, values)),
+            broadcast=self.broadcast,
         )
 
     def postprocess(self, results, direct=()):

@@ -84,6 +84,7 @@ import numpy as np
 import pennylane as qml
 from pennylane.measurements import ExpectationMP, ProbabilityMP
 
+from .execution import executed_batch
 from .validation import is_real
 
 _RANDOM_RESULT_SETS = 3  # result sets at which the variance bound is evaluated (linearity check)
@@ -153,6 +154,7 @@ class CostReport:
     total_shots: int | None
     notes: tuple
     resources: tuple
+    n_executed_tapes: int | None = None
 
     @property
     def gates(self):
@@ -171,6 +173,7 @@ class CostReport:
             ("method", self.method),
             ("gradient rule", self.gradient),
             ("circuits (one batch)", self.n_circuits),
+            ("tapes executed (after broadcasting)", self.n_executed_tapes),
             ("measurement groups", self.n_measurement_groups),
             ("simulator requests", self.n_simulator_requests),
             ("setup circuits (already run)", self.n_setup_circuits),
@@ -325,8 +328,9 @@ def _shots_for(variance, target_stderr, n_groups):
 
 
 def make_report(method, gradient, tapes, gates, *, variance=None, first_order=False, target_stderr=None,
-            n_simulator_requests=0, n_setup_circuits=0, notes=()):  # fmt: skip
-    """A :class:`CostReport` of one batch of ``tapes``."""
+            n_simulator_requests=0, n_setup_circuits=0, notes=(), n_executed_tapes=None):  # fmt: skip
+    """A :class:`CostReport` of one batch of ``tapes`` (``n_executed_tapes``: how many tapes the
+    executor sends after merging them into broadcast tapes; default: one per circuit)."""
     n_groups = sum(measurement_groups(t) for t in tapes)
     shots, total = _shots_for(variance, target_stderr, n_groups)
     return CostReport(
@@ -343,6 +347,7 @@ def make_report(method, gradient, tapes, gates, *, variance=None, first_order=Fa
         shots_per_circuit=shots,
         total_shots=total,
         notes=tuple(notes),
+        n_executed_tapes=len(tapes) if n_executed_tapes is None else n_executed_tapes,
     )
 
 
@@ -452,6 +457,9 @@ def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
         n_simulator_requests=n_direct,
         n_setup_circuits=n_setup_circuits,
         notes=notes,
+        n_executed_tapes=len(
+            executed_batch(tapes, plan.device, plan.diff_method, plan.broadcast)[0]
+        ),
     )
 
 

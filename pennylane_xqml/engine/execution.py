@@ -78,9 +78,169 @@ def concrete_tapes(tapes):
     ]
 
 
-def execute_batch(tapes, device, diff_method="best", interface="auto"):
-    """Execute ``tapes`` as a single batch and return their results (a tuple)."""
+# Devices that simulate parameter broadcasting natively and differentiate it by backprop:
+# merged tapes may carry traced (differentiated) parameters there. Elsewhere a merged tape is
+# expanded by the device (``qml.transforms.broadcast_expand``), which is still cheaper per
+# circuit, but PennyLane's gradient transforms refuse trainable broadcast parameters, so only
+# tapes with concrete parameters are merged.
+_BROADCAST_BACKPROP = ("default.qubit", "default.mixed")
+
+
+def _structure_of(tape):
+    """``(leaves, key)``: the tape's parameters and what must be equal for two tapes to be one
+    parameter-broadcast tape (operations, wires, hyperparameters, measurements, shots and
+    trainable parameters: the pytree structure PennyLane registers with JAX, plus each
+    parameter's shape)."""
+    import jax  # pylint: disable=import-outside-toplevel
+
+    leaves, treedef = jax.tree_util.tree_flatten(tape)
+    if tape.batch_size is not None:
+        return leaves, None  # already broadcast: run as it is
+    try:
+        key = (treedef, tuple(tuple(qml.math.shape(leaf)) for leaf in leaves))
+        hash(key)
+    except TypeError:  # an unhashable hyperparameter
+        return leaves, None
+    return leaves, key
+
+
+def _stacked_leaves(group_leaves):
+    """The leaves of one broadcast tape: a leaf shared by every tape stays as it is, the others
+    are stacked along a new leading (broadcast) axis. ``None`` when no leaf differs."""
+    merged, stacked_any = [], False
+    for column in zip(*group_leaves):
+        first = column[0]
+        if all(leaf is first for leaf in column[1:]):
+            merged.append(first)
+        else:
+            merged.append(qml.math.stack(column))
+            stacked_any = True
+    return merged if stacked_any else None
+
+
+def _may_merge(tapes, device, diff_method):
+    """Whether same-structure tapes may become broadcast tapes on ``device``."""
+    if getattr(device, "name", None) in _BROADCAST_BACKPROP and diff_method in (
+        "best",
+        "backprop",
+        None,
+    ):
+        return True
+    return not any(
+        qml.math.requires_grad(p) or is_tracer(p)
+        for tape in tapes
+        for p in tape.get_parameters(trainable_only=False)
+    )
+
+
+def concrete_jax(tapes) -> bool:
+    """Whether the tapes hold concrete JAX arrays (an eager call: nothing differentiates them)
+    and otherwise only NumPy values."""
+    has_jax = False
+    for tape in tapes:
+        for p in tape.get_parameters(trainable_only=False):
+            interface = qml.math.get_interface(p)
+            if interface == "jax":
+                if is_tracer(p):
+                    return False
+                has_jax = True
+            elif interface != "numpy":
+                return False
+    return has_jax
+
+
+def as_jax_arrays(tree):
+    """``tree`` with its NumPy arrays as JAX arrays (in JAX's current precision); other leaves
+    (JAX arrays, functions, ``None``) are left as they are."""
+    import jax  # pylint: disable=import-outside-toplevel
+
+    def convert(leaf):
+        return jax.numpy.asarray(leaf) if isinstance(leaf, (np.ndarray, np.generic)) else leaf
+
+    return jax.tree_util.tree_map(convert, tree)
+
+
+def broadcast_tapes(tapes):
+    """Merge tapes that differ only in their parameters into parameter-broadcast tapes.
+
+    Returns ``(executed, slots)``: the tapes to run (broadcast tapes and the tapes left as they
+    were, in first-appearance order) and, for every input tape, ``(index, row)``: its result is
+    row ``row`` of ``executed[index]``'s result (``row is None`` for a tape run as it is).
+    A group falls back to its separate tapes when an operation does not accept a broadcast
+    parameter (its batch size would not be the group's size).
+    """
+    import jax  # pylint: disable=import-outside-toplevel
+
+    structures = [_structure_of(tape) for tape in tapes]
+    groups: dict = {}
+    for i, (_, key) in enumerate(structures):
+        groups.setdefault(("single", i) if key is None else ("merge", key), []).append(i)
+    executed, slots = [], [None] * len(tapes)
+    for (kind, key), members in groups.items():
+        merged = None
+        if kind == "merge" and len(members) > 1:
+            leaves = _stacked_leaves([structures[i][0] for i in members])
+            if leaves is not None:
+                try:
+                    merged = jax.tree_util.tree_unflatten(key[0], leaves)  # key = (treedef, shapes)
+                except (ValueError, TypeError, IndexError):  # the operation refuses a batch
+                    merged = None
+                if merged is not None and merged.batch_size != len(members):
+                    merged = None
+        if merged is None:
+            for i in members:
+                slots[i] = (len(executed), None)
+                executed.append(tapes[i])
+        else:
+            for row, i in enumerate(members):
+                slots[i] = (len(executed), row)
+            executed.append(merged)
+    return executed, slots
+
+
+def _row_of(result, row, n_measurements):
+    """Row ``row`` of a broadcast tape's result (each measurement's leading axis)."""
+    if n_measurements == 1:
+        return result[row]
+    return tuple(r[row] for r in result)
+
+
+def executed_batch(tapes, device, diff_method="best", broadcast=True):
+    """What :func:`execute_batch` sends to the device for ``tapes``: ``(executed, slots,
+    eager)``, with ``executed`` and ``slots`` as in :func:`broadcast_tapes` (``slots`` is
+    ``None`` when the tapes run as they are) and ``eager`` whether they run with NumPy
+    parameters (concrete JAX values: an eager, undifferentiated call)."""
+    eager = broadcast and concrete_jax(tapes)
+    if broadcast and len(tapes) > 1 and (eager or _may_merge(tapes, device, diff_method)):
+        executed, slots = broadcast_tapes(tapes)
+    else:
+        executed, slots = list(tapes), None
+    return executed, slots, eager
+
+
+def execute_batch(tapes, device, diff_method="best", interface="auto", broadcast=True):
+    """Execute ``tapes`` as a single batch and return their results (a tuple, one per tape).
+
+    With ``broadcast=True``, tapes that differ only in their parameters run as one
+    parameter-broadcast tape (:func:`broadcast_tapes`): on default.qubit one simulation of all
+    of them, on devices without native broadcasting one device call that expands it. The
+    results are those of the separate tapes, in order. ``broadcast=False`` runs every tape on
+    its own (the per-tape path, kept for comparison). Merging needs concrete parameters except
+    on default.qubit/default.mixed with backprop (PennyLane's gradient transforms do not
+    differentiate broadcast parameters).
+    """
     if not tapes:
         return ()
     interface = resolve_interface(tapes, interface)
-    return qml.execute(tapes, device, diff_method=diff_method, interface=interface)
+    executed, slots, eager = executed_batch(tapes, device, diff_method, broadcast)
+    if eager:  # not differentiated: simulate (and post-process) in NumPy
+        executed = concrete_tapes(executed)
+    results = qml.execute(executed, device, diff_method=diff_method, interface=interface)
+    if slots is None:
+        return tuple(results)
+    return tuple(
+        results[index]
+        if row is None
+        else _row_of(results[index], row, len(executed[index].measurements))
+        for index, row in slots
+    )

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from pennylane.measurements import DensityMatrixMP, StateMP
 
-from .execution import execute_batch
+from .execution import as_jax_arrays, concrete_jax, execute_batch
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,9 @@ class Plan:
             JAX autodiff through the simulator. Empty for every rule that runs on hardware.
         processing_fn (Callable): ``processing_fn(tape_results, simulator_values)`` is the
             attribution (formatted as the explained QNode returns it). It executes nothing.
+        broadcast (bool): whether the executor may run tapes that differ only in their
+            parameters as one parameter-broadcast tape (:func:`.execution.execute_batch`);
+            ``False`` runs every tape on its own. Either way ``tapes`` lists every circuit.
     """
 
     method: str
@@ -64,6 +67,7 @@ class Plan:
     diff_method: str | None
     simulator_requests: tuple
     processing_fn: Callable
+    broadcast: bool = True
 
     @property
     def returns_states(self) -> bool:
@@ -84,9 +88,18 @@ def execute_plan(plan: Plan, run_tapes: Callable[[Sequence, object], Sequence] |
     ``run_tapes(tapes, device)`` replaces PennyLane's execution (the Catalyst route gives its
     own); by default the tapes go through :func:`qml.execute` with the plan's ``diff_method``.
     """
-    if run_tapes is None:
-        results = execute_batch(plan.tapes, plan.device, diff_method=plan.diff_method)
-    else:
+    if run_tapes is not None:
         results = run_tapes(plan.tapes, plan.device)
+        values = tuple(request() for request in plan.simulator_requests)
+        return plan.processing_fn(results, values)
+    # an eager call with JAX values runs and is processed in NumPy (see execute_batch); its
+    # attributions come back as JAX arrays, in JAX's precision, as a traced call's would
+    eager_jax = plan.broadcast and concrete_jax(plan.tapes)
+    results = execute_batch(
+        plan.tapes, plan.device, diff_method=plan.diff_method, broadcast=plan.broadcast
+    )
     values = tuple(request() for request in plan.simulator_requests)
-    return plan.processing_fn(results, values)
+    output = plan.processing_fn(results, values)
+    if eager_jax:
+        output = as_jax_arrays(output)
+    return output

@@ -29,7 +29,7 @@ from .cost import cost_report
 from .encodings import find_amplitude_encoding, output_sentences
 from .execution import shots_of
 from .plan import Plan, execute_plan
-from .validation import is_int
+from .validation import check_bool, is_int
 
 
 class Options(NamedTuple):
@@ -41,6 +41,7 @@ class Options(NamedTuple):
     ancilla: object = None
     return_convergence_delta: bool = False
     return_stderr: bool = False
+    broadcast: bool = True
 
 
 def split_options(method_class, options):
@@ -54,6 +55,7 @@ def split_options(method_class, options):
         )
     if shared.gradient not in GRADIENT_RULES:
         raise ValueError(f"Unknown gradient={shared.gradient!r}; expected one of {GRADIENT_RULES}.")
+    check_bool(shared.broadcast, "broadcast")
     if shared.target is not None and not is_int(shared.target):
         raise TypeError(f"target must be an int or None, got {shared.target!r}.")
     return method_class(**options), shared
@@ -70,7 +72,7 @@ def _engine_for(call, options):
         raise ValueError(
             f"target={options.target} is out of range: the model has {call.n_outputs} outputs."
         )
-    return Engine(call, options.gradient, options.ancilla)
+    return Engine(call, options.gradient, options.ancilla, broadcast=options.broadcast)
 
 
 def prepare_method(call, options, method):
@@ -294,6 +296,9 @@ Options every method shares:
         ``"hadamard"``, ``"adjoint"``, ``"backprop"`` or ``"parameter-shift"``.
     ancilla: the wire of the Hadamard tests' ancilla (default: a free wire, or a new one).
     return_stderr (bool): also return the shot standard errors (zeros when analytic).
+    broadcast (bool): run circuits that differ only in their parameters (coalitions, shifts,
+        path points, noise samples) as one parameter-broadcast tape (default ``True``; the
+        values equal the per-tape path's). ``False`` runs every circuit as its own tape.
 """
 
 _DELTA_DOC = """    return_convergence_delta (bool): also return the completeness gap (Captum's name).

@@ -357,7 +357,7 @@ class TaylorFourier:
         """``f_k`` and ``∇f_k`` at the k-th point, for every output k (one batch)."""
         call = engine.call
         k = call.n_outputs
-        sub = Engine(call, engine.rule, engine.ancilla)
+        sub = Engine(call, engine.rule, engine.ancilla, broadcast=engine.broadcast)
         rows = [points[j] for j in range(k)]
         forwards = [sub.forward_at(p) for p in rows]
         gradients = sub.gradient(rows) if gradient else None
