@@ -122,8 +122,7 @@ def _linear_extrapolate(x, y):
 _EXTRAPOLATORS = {"richardson": qml.noise.richardson_extrapolate, "linear": _linear_extrapolate}
 
 
-@qml.transform
-def _mitigate_with_zne(tape, scale_factors, extrapolate):
+def _zne_of(tape, scale_factors, extrapolate):
     """``qml.noise.mitigate_with_zne`` with :func:`fold_global_native`, keeping the result
     container of the device: ``qiskit.remote`` returns a 1-tuple for a tape with one
     measurement (its own pipeline unpacks it later), which ``mitigate_with_zne`` would squeeze
@@ -139,6 +138,26 @@ def _mitigate_with_zne(tape, scale_factors, extrapolate):
         return value
 
     return tapes, postprocess
+
+
+@qml.transform
+def _mitigate_with_zne(tape, scale_factors, extrapolate):
+    """Every circuit folded and extrapolated (:func:`_zne_of`); a parameter-broadcast tape is
+    mitigated row by row (the extrapolation fits over the results' first axis) and its rows'
+    values are stacked again."""
+    if tape.batch_size is None:
+        return _zne_of(tape, scale_factors, extrapolate)
+    rows, stack = qml.transforms.broadcast_expand(tape)
+    parts = [_zne_of(row, scale_factors, extrapolate) for row in rows]
+
+    def postprocess(results):
+        values, start = [], 0
+        for tapes, extrapolated in parts:
+            values.append(extrapolated(results[start : start + len(tapes)]))
+            start += len(tapes)
+        return stack(values)
+
+    return [t for tapes, _ in parts for t in tapes], postprocess
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,29 @@ def test_gradients_on_lightning_keep_the_per_tape_path():
     )
 
 
+@pytest.mark.parametrize("device_name", ["default.qubit", "lightning.qubit"])
+def test_broadcast_shift_circuits_are_differentiable(device_name):
+    """Parameter-shift circuits of all path points form one broadcast tape in the plan; a
+    differentiated call off backprop runs its rows as separate tapes (PennyLane's gradient
+    transforms refuse broadcast trainable parameters) and gives the per-tape path's gradient."""
+    model = angle_model(_device(device_name, N), interface="jax")
+    x = jnp.asarray([0.3, 0.5, 0.7])
+    w = jnp.asarray(np.random.default_rng(10).normal(size=qml.StronglyEntanglingLayers.shape(1, N)))
+    options = {"gradient": "parameter-shift", "n_steps": 3}
+    merged = xqml.integrated_gradients(model, **options)
+    separate = xqml.integrated_gradients(model, **options, broadcast=False)
+    (tape,) = merged.construct_batch(x, w)
+    assert tape.batch_size == 3 * 2 * N  # points x (two shifts per input angle)
+    assert len(separate.construct_batch(x, w)) == 3 * 2 * N
+    rtol, atol = tolerances(w.dtype)
+    _close(
+        jax.grad(lambda v: jnp.sum(merged(x, v)[0]))(w),
+        jax.grad(lambda v: jnp.sum(separate(x, v)[0]))(w),
+        rtol=rtol,
+        atol=atol,
+    )
+
+
 def test_qiskit_aer_with_shots_within_four_standard_errors():
     pytest.importorskip("qiskit_aer")
     dev = qml.device("qiskit.aer", wires=N, shots=20_000, seed=11)

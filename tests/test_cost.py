@@ -97,7 +97,9 @@ def test_circuit_count_equals_executed_tapes(name, options, kind, shots):
     report = explained.cost(*args)
     assert isinstance(report, CostReport) and report.method == name
     # prepare() runs the root search (taylor_fourier without a root), else it is explained
-    assert report.n_circuits == len(explained.prepare(*args).construct_batch(*args))
+    # a broadcast tape of B parameter sets is B circuits
+    tapes = explained.prepare(*args).construct_batch(*args)
+    assert report.n_circuits == sum(tape.batch_size or 1 for tape in tapes)
     with qml.Tracker(explained.device) as tracker:
         explained(*args)
     # default.qubit's tracker: "simulations" are the tapes it ran (a broadcast tape of B

@@ -58,6 +58,80 @@ class ShiftGradient(NamedTuple):
     variance: object
 
 
+def _recipe(tape, index, order):
+    """``(operation, recipe)``: the shift rule (rows ``(coefficient, shift)``) of parameter
+    ``index`` of ``tape``."""
+    op, _, p_index = tape.get_operation(index)
+    recipe = _snap_shifts(
+        qml.gradients.generate_shift_rule(op.parameter_frequencies[p_index], order=order)
+    )
+    return op, recipe
+
+
+def _rebind_error(op):
+    return ValueError(
+        f"PennyLane cannot rebind the parameters of {op.name} to shift them (qml.evolve of a "
+        "Hamiltonian with several terms is a known case; PennyLane's own parameter shift fails "
+        'there too). Use gradient="backprop" (default.qubit with JAX inputs) or "adjoint" on a '
+        "simulator."
+    )
+
+
+def broadcast_shift_tapes(tape, indices, sentences, device=None):
+    """The first-order shifted circuits of :func:`shift_tapes` as **one** parameter-broadcast
+    circuit (per measurement group with shots), for a tape broadcast over ``n`` input points.
+
+    Args:
+        tape: a tape expanded by :func:`expand_for_shifts` whose input parameters ``indices``
+            carry a leading axis of ``n`` points (``tape.batch_size == n``; the other
+            parameters are unbatched).
+        indices, sentences, device: as in :func:`shift_tapes`.
+
+    Returns:
+        ``(tapes, postprocess)``, or ``None`` when an operation does not accept the stacked
+        parameters. ``postprocess(results)`` is a :class:`ShiftGradient` whose arrays have
+        shape ``(n, n_outputs, n_params)``. Row ``(s, j)`` of the broadcast circuit is shift
+        ``s`` (over every parameter's recipe) at point ``j``, so every value is the one the
+        separate circuits give.
+    """
+    n = tape.batch_size
+    shots = shots_of(tape)
+    params = tape.get_parameters(trainable_only=False)
+    base = tape.copy()
+    base.trainable_params = list(range(len(params)))
+    recipes = [_recipe(base, index, 1)[1] for index in indices]
+    combos = [(k, shift) for k, recipe in enumerate(recipes) for _, shift in recipe]
+    stacked = list(params)
+    for k_index, index in enumerate(indices):
+        stacked[index] = qml.math.concatenate(
+            [params[index] + shift if k == k_index else params[index] for k, shift in combos]
+        )
+    try:
+        circuit = base.bind_new_parameters(stacked, list(range(len(params))))
+    except IndexError as error:
+        raise _rebind_error(base.get_operation(indices[0])[0]) from error
+    except (ValueError, TypeError):
+        return None
+    if circuit.batch_size != len(combos) * n:
+        return None
+    tapes, estimate = estimate_outputs(circuit, sentences, shots, device)
+    coefficients = np.zeros((len(indices), len(combos)))
+    row = 0
+    for k, recipe in enumerate(recipes):
+        coefficients[k, row : row + len(recipe)] = recipe[:, 0]
+        row += len(recipe)
+
+    def postprocess(results):
+        mean, variance = estimate(results)  # (n_combos * n, K)
+        mean = qml.math.reshape(mean, (len(combos), n, -1))
+        variance = qml.math.reshape(variance, (len(combos), n, -1))
+        # (n, K, n_params): Σ_s c_s f(θ + s e_p) per parameter p
+        value = qml.math.einsum("ps,snk->nkp", coefficients, mean)
+        return ShiftGradient(value, qml.math.einsum("ps,snk->nkp", coefficients**2, variance))
+
+    return tapes, postprocess
+
+
 def shift_tapes(tape, indices, sentences, order=1, device=None, measure=None):
     """Shifted tapes for the parameters ``indices`` of ``tape`` and their post-processing.
 
@@ -81,10 +155,7 @@ def shift_tapes(tape, indices, sentences, order=1, device=None, measure=None):
     base.trainable_params = list(range(len(params)))
     tapes, recipes, estimates = [], [], []
     for index in indices:
-        op, _, p_index = base.get_operation(index)
-        recipe = _snap_shifts(
-            qml.gradients.generate_shift_rule(op.parameter_frequencies[p_index], order=order)
-        )
+        op, recipe = _recipe(base, index, order)
         recipes.append(recipe)
         for _, shift in recipe:
             shifted = list(params)
@@ -92,12 +163,7 @@ def shift_tapes(tape, indices, sentences, order=1, device=None, measure=None):
             try:
                 circuit = base.bind_new_parameters(shifted, list(range(len(params))))
             except IndexError as error:
-                raise ValueError(
-                    f"PennyLane cannot rebind the parameters of {op.name} to shift them "
-                    "(qml.evolve of a Hamiltonian with several terms is a known case; PennyLane's "
-                    'own parameter shift fails there too). Use gradient="backprop" (default.qubit '
-                    'with JAX inputs) or "adjoint" on a simulator.'
-                ) from error
+                raise _rebind_error(op) from error
             if measure is None:
                 measured, estimate = estimate_outputs(circuit, sentences, shots, device)
             else:

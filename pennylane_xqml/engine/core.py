@@ -512,6 +512,10 @@ class Engine:
         points = [qml.math.reshape(p, call.shape) for p in points]
         if self.rule in ("backprop", "adjoint"):
             return self._add_direct(lambda: self._autodiff_gradient(points))
+        if self.broadcast and call.input_indices:
+            handle = self._broadcast_input_gradient(points)
+            if handle is not None:
+                return handle
         requests = []
         for x in points:
             tapes, fn = angle_gradient.shift_tapes(
@@ -520,6 +524,22 @@ class Engine:
             jac = call.input_jacobian(x)
             requests.append((self.batch.add(tapes, fn), jac))
         return ("chain", requests)
+
+    def _broadcast_input_gradient(self, points):
+        """The shifted circuits of every point as one broadcast circuit (``None`` when an
+        operation of the circuit does not accept broadcast parameters)."""
+        call = self.call
+        xs = qml.math.stack(points)
+        tape = call.shift_trace.batched_tape(xs)
+        if tape is None:
+            return None
+        built = angle_gradient.broadcast_shift_tapes(
+            tape, call.input_indices, call.sentences, device=self.device
+        )
+        if built is None:
+            return None
+        tapes, fn = built
+        return ("broadcast_chain", self.batch.add(tapes, fn), call.shift_trace.jacobians(xs))
 
     def _autodiff_gradient(self, points):
         """``∂f/∂x`` by JAX autodiff through the simulator (see :func:`_autodiff_jacobian`)."""
@@ -577,6 +597,11 @@ class Engine:
                     grads.append(shift.value @ jac)
                     variances.append(shift.variance @ jac**2)
                 grads, variances = qml.math.stack(grads), qml.math.stack(variances)
+                return amplitude_kernel.KernelValues(grads, None, variances, None)
+            if isinstance(handle, tuple) and handle[0] == "broadcast_chain":
+                shift, jac = values[handle[1]], handle[2]  # (n, K, P) and (n, P, d)
+                grads = qml.math.einsum("nkp,npd->nkd", shift.value, jac)
+                variances = qml.math.einsum("nkp,npd->nkd", shift.variance, jac**2)
                 return amplitude_kernel.KernelValues(grads, None, variances, None)
             return values[handle]
 

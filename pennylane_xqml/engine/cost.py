@@ -413,7 +413,8 @@ def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
     for ``target_stderr`` (see :func:`cost_report`); ``n_setup_circuits`` are circuits that ran
     while the plan was built."""
     gate_set = check_cost_options(target_stderr, gate_set)
-    tapes = list(plan.tapes)
+    # a broadcast tape of B parameter sets is B circuits on hardware: count its rows
+    tapes, gather, _ = executed_batch(plan.tapes, plan.device, plan.diff_method, broadcast=False)
     n_direct = len(plan.simulator_requests)
     notes = []
     if n_setup_circuits:
@@ -436,7 +437,7 @@ def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
         def flat_values(results):
             import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
-            out = plan.processing_fn(results, ())
+            out = plan.processing_fn(gather(results), ())
             values = out[0] if isinstance(out, tuple) else out
             return jnp.real(jnp.reshape(jnp.asarray(values), (-1,)))
 
@@ -458,7 +459,7 @@ def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
         n_setup_circuits=n_setup_circuits,
         notes=notes,
         n_executed_tapes=len(
-            executed_batch(tapes, plan.device, plan.diff_method, plan.broadcast)[0]
+            executed_batch(plan.tapes, plan.device, plan.diff_method, plan.broadcast)[0]
         ),
     )
 

@@ -68,6 +68,9 @@ def estimate_outputs(tape, sentences, shots, device=None):
     """Tapes that estimate every output in ``sentences`` on the circuit of ``tape``, and
     ``estimate(results) -> (values, variances)``, both of shape ``(n_outputs,)``.
 
+    A parameter-broadcast ``tape`` gives broadcast tapes, and ``estimate`` then returns arrays
+    of shape ``(batch_size, n_outputs)``.
+
     Args:
         tape: the circuit (its measurements are replaced).
         sentences (list[PauliSentence]): the outputs.
@@ -87,9 +90,9 @@ def estimate_outputs(tape, sentences, shots, device=None):
         def analytic(results):
             result = results[0]
             expectations = qml.math.stack(
-                result if isinstance(result, (tuple, list)) else (result,)
-            )
-            values = qml.math.tensordot(coeffs, expectations, axes=1) + identity
+                result if isinstance(result, (tuple, list)) else (result,), axis=-1
+            )  # (..., n_words): a broadcast tape's leading batch axis is kept
+            values = qml.math.tensordot(expectations, coeffs, axes=[[-1], [1]]) + identity
             return values, qml.math.zeros_like(values)
 
         return [measured], analytic
@@ -108,9 +111,9 @@ def estimate_outputs(tape, sentences, shots, device=None):
 
     def sampled(results):
         values, variances = identity, zeros
-        for estimator, probs in zip(estimators, results):
-            mean = qml.math.tensordot(estimator, probs, axes=1)
-            second = qml.math.tensordot(estimator**2, probs, axes=1)
+        for estimator, probs in zip(estimators, results):  # probs: (..., 2^m)
+            mean = qml.math.tensordot(probs, estimator, axes=[[-1], [1]])
+            second = qml.math.tensordot(probs, estimator**2, axes=[[-1], [1]])
             values = values + mean
             variances = variances + qml.math.maximum(second - mean**2, 0.0) / shots
         return values, variances

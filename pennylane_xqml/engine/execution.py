@@ -205,17 +205,61 @@ def _row_of(result, row, n_measurements):
     return tuple(r[row] for r in result)
 
 
+def _expanded(tapes):
+    """Every broadcast tape as its separate circuits: ``(executed, slots)`` with ``slots[i] =
+    (start, n)``: tape ``i``'s result is ``executed[start:start+n]``'s results stacked
+    (``n is None``: run as it is)."""
+    executed, slots = [], []
+    for tape in tapes:
+        if tape.batch_size is None:
+            slots.append((len(executed), None))
+            executed.append(tape)
+        else:
+            rows, _ = qml.transforms.broadcast_expand(tape)
+            slots.append((len(executed), len(rows)))
+            executed.extend(rows)
+    return executed, slots
+
+
+def _stack_rows(rows, n_measurements):
+    """The result of a broadcast tape from its rows' results (the inverse of :func:`_row_of`)."""
+    if n_measurements == 1:
+        return qml.math.stack(rows)
+    return tuple(qml.math.stack(column) for column in zip(*rows))
+
+
 def executed_batch(tapes, device, diff_method="best", broadcast=True):
-    """What :func:`execute_batch` sends to the device for ``tapes``: ``(executed, slots,
-    eager)``, with ``executed`` and ``slots`` as in :func:`broadcast_tapes` (``slots`` is
-    ``None`` when the tapes run as they are) and ``eager`` whether they run with NumPy
-    parameters (concrete JAX values: an eager, undifferentiated call)."""
+    """What :func:`execute_batch` sends to the device for ``tapes``: ``(executed, gather,
+    eager)``. ``gather(results)`` maps the results of ``executed`` back to one result per tape
+    of ``tapes``; ``eager`` says whether they run with NumPy parameters (concrete JAX values:
+    an eager, undifferentiated call)."""
     eager = broadcast and concrete_jax(tapes)
-    if broadcast and len(tapes) > 1 and (eager or _may_merge(tapes, device, diff_method)):
-        executed, slots = broadcast_tapes(tapes)
-    else:
-        executed, slots = list(tapes), None
-    return executed, slots, eager
+    mergeable = broadcast and (eager or _may_merge(tapes, device, diff_method))
+    if not mergeable and any(tape.batch_size is not None for tape in tapes):
+        executed, spans = _expanded(tapes)  # differentiated off backprop, or broadcast=False
+
+        def gather_rows(results):
+            return tuple(
+                results[start]
+                if n is None
+                else _stack_rows(results[start : start + n], len(tape.measurements))
+                for (start, n), tape in zip(spans, tapes)
+            )
+
+        return executed, gather_rows, eager
+    if not mergeable or len(tapes) == 1:
+        return list(tapes), tuple, eager
+    executed, slots = broadcast_tapes(tapes)
+
+    def gather(results):
+        return tuple(
+            results[index]
+            if row is None
+            else _row_of(results[index], row, len(executed[index].measurements))
+            for index, row in slots
+        )
+
+    return executed, gather, eager
 
 
 def execute_batch(tapes, device, diff_method="best", interface="auto", broadcast=True):
@@ -232,15 +276,7 @@ def execute_batch(tapes, device, diff_method="best", interface="auto", broadcast
     if not tapes:
         return ()
     interface = resolve_interface(tapes, interface)
-    executed, slots, eager = executed_batch(tapes, device, diff_method, broadcast)
+    executed, gather, eager = executed_batch(tapes, device, diff_method, broadcast)
     if eager:  # not differentiated: simulate (and post-process) in NumPy
         executed = concrete_tapes(executed)
-    results = qml.execute(executed, device, diff_method=diff_method, interface=interface)
-    if slots is None:
-        return tuple(results)
-    return tuple(
-        results[index]
-        if row is None
-        else _row_of(results[index], row, len(executed[index].measurements))
-        for index, row in slots
-    )
+    return gather(qml.execute(executed, device, diff_method=diff_method, interface=interface))

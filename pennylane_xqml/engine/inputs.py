@@ -174,6 +174,40 @@ class JaxInputTrace:
                 ) from None
             return tape
 
+    def batched_tape(self, xs):
+        """One parameter-broadcast tape of the circuit at every input of ``xs`` (leading axis:
+        the inputs): the map is evaluated once, vectorised with :func:`jax.vmap`; parameters
+        that do not depend on the input stay unbatched. ``None`` when an operation does not
+        accept a broadcast parameter."""
+        jax = _jax()
+        dependent = set(self.dependent)
+        out_axes = [0 if i in dependent else None for i in self._traced]
+        with self.precision():
+            xs = jax.numpy.asarray(xs, dtype=self.dtype)
+            xs = jax.numpy.reshape(xs, (xs.shape[0], *self.shape))
+            values = jax.vmap(lambda x: list(self._fn(x)), out_axes=out_axes)(xs)
+        params = list(self._fixed)
+        for i, value in zip(self._traced, values):
+            params[i] = value
+        if self.x64 and not any(isinstance(p, jax.core.Tracer) for p in params):
+            params = [np.asarray(p) if i in self._traced else p for i, p in enumerate(params)]
+        try:
+            tape = self.template.bind_new_parameters(params, list(range(len(params))))
+        except (IndexError, ValueError, TypeError):
+            return None
+        return tape if tape.batch_size == xs.shape[0] else None
+
+    def jacobians(self, xs):
+        """``∂θ/∂x`` at every input of ``xs``: shape ``(n_inputs, n_flat_params, x.size)``."""
+        jax = _jax()
+        with self.precision():
+            xs = jax.numpy.asarray(xs, dtype=self.dtype)
+            xs = jax.numpy.reshape(xs, (xs.shape[0], *self.shape))
+            holomorphic = "complex" in str(xs.dtype)
+            jac = jax.vmap(jax.jacfwd(self.input_parameters, holomorphic=holomorphic))(xs)
+            jac = jax.numpy.reshape(jac, (xs.shape[0], -1, int(np.prod(self.shape))))
+            return np.asarray(jac) if self.x64 else jac
+
     def input_parameters(self, x):
         """The input-dependent parameters at ``x``, flattened into one vector."""
         jnp = _jax().numpy
@@ -237,6 +271,11 @@ class PointwiseInputTrace:
 
     def parameters(self, x):
         return self.tape(x).get_parameters(trainable_only=False)
+
+    def batched_tape(self, xs):
+        """``None``: without a traced map the tape is rebuilt input by input, so callers take
+        their per-input path (see :meth:`JaxInputTrace.batched_tape`)."""
+        del xs
 
     def input_parameters(self, x):
         params = self.tape_fn(x).get_parameters(trainable_only=False)
