@@ -78,8 +78,18 @@ def _count_tapes(device, fn):
     return out, tracker.totals.get("simulations", tracker.totals.get("executions", 0))
 
 
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize("name", sorted(ANGLE_METHODS))
-@pytest.mark.parametrize("device_name", ["default.qubit", "lightning.qubit", "default.mixed"])
+@pytest.mark.parametrize(
+    "device_name",
+    [
+        "default.qubit",
+        pytest.param("lightning.qubit", marks=SLOW),
+        pytest.param("default.mixed", marks=SLOW),
+    ],
+)
 def test_angle_methods_equal_the_per_tape_path(name, device_name):
     rng = np.random.default_rng(5)
     x = rng.uniform(0.1, 1.0, N)
@@ -96,7 +106,9 @@ def test_angle_methods_equal_the_per_tape_path(name, device_name):
 
 
 @pytest.mark.parametrize("name", sorted(AMPLITUDE_METHODS))
-@pytest.mark.parametrize("device_name", ["default.qubit", "lightning.qubit"])
+@pytest.mark.parametrize(
+    "device_name", ["default.qubit", pytest.param("lightning.qubit", marks=SLOW)]
+)
 def test_amplitude_methods_equal_the_per_tape_path(name, device_name):
     rng = np.random.default_rng(6)
     x = rng.uniform(0.1, 1.0, 4)
@@ -126,7 +138,7 @@ def test_fewer_device_tapes_and_the_same_circuit_count():
     assert merged_tracker.totals["executions"] == separate_tracker.totals["executions"]
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     x=st.lists(st.floats(-3.0, 3.0), min_size=N, max_size=N),
     seed=st.integers(0, 2**16),
@@ -152,6 +164,7 @@ def test_eager_jax_calls_return_jax_arrays_in_jax_precision():
     assert out.dtype == (jnp.float64 if X64 else jnp.float32)
 
 
+@pytest.mark.slow
 def test_jit_vmap_and_grad_equal_the_per_tape_path():
     model = angle_model(_device("default.qubit", N), interface="jax")
     rng = np.random.default_rng(8)
@@ -191,6 +204,7 @@ def test_gradients_on_lightning_keep_the_per_tape_path():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device_name", ["default.qubit", "lightning.qubit"])
 def test_broadcast_shift_circuits_are_differentiable(device_name):
     """Parameter-shift circuits of all path points form one broadcast tape in the plan; a
@@ -214,6 +228,7 @@ def test_broadcast_shift_circuits_are_differentiable(device_name):
     )
 
 
+@pytest.mark.slow
 def test_qiskit_aer_with_shots_within_four_standard_errors():
     pytest.importorskip("qiskit_aer")
     dev = qml.device("qiskit.aer", wires=N, shots=20_000, seed=11)
