@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from pennylane.measurements import DensityMatrixMP, StateMP
 
-from .execution import as_jax_arrays, concrete_jax, execute_batch
+from .execution import as_jax_arrays, concrete_jax, execute_batch, executed_batch
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,15 @@ def execute_plan(plan: Plan, run_tapes: Callable[[Sequence, object], Sequence] |
     """Run ``plan``: its tapes in one batch, then its simulator requests, then its processing.
 
     ``run_tapes(tapes, device)`` replaces PennyLane's execution (the Catalyst route gives its
-    own); by default the tapes go through :func:`qml.execute` with the plan's ``diff_method``.
+    own) and receives every circuit as its own tape (parameter-broadcast tapes of the plan are
+    expanded, and their rows' results stacked again); by default the tapes go through
+    :func:`~.execution.execute_batch` (one :func:`qml.execute` call with the plan's
+    ``diff_method``, same-structure circuits merged into broadcast tapes unless
+    ``plan.broadcast`` is ``False``).
     """
-    if run_tapes is not None:
-        results = run_tapes(plan.tapes, plan.device)
+    if run_tapes is not None:  # an executor of its own gets every circuit as its own tape
+        tapes, gather, _ = executed_batch(plan.tapes, plan.device, plan.diff_method, False)
+        results = gather(run_tapes(tapes, plan.device))
         values = tuple(request() for request in plan.simulator_requests)
         return plan.processing_fn(results, values)
     # an eager call with JAX values runs and is processed in NumPy (see execute_batch); its
