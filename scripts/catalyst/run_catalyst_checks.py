@@ -104,6 +104,12 @@ def exact_ig(x, w):
     return a * np.real(m @ a)
 
 
+def amplitude_gradient(x, w):
+    """``∂f/∂a = 2 Re(M) a`` of ``f(a) = a^T Re(M) a`` at the prepared amplitudes ``a``."""
+    a = np.asarray(x) / np.linalg.norm(x)
+    return 2 * amplitude_form(w, WIRES, observable(WIRES)) @ a
+
+
 def autodiff_gradient(x, w):
     return jax.grad(REF_ANGLE)(x, w)
 
@@ -371,6 +377,8 @@ def direct_checks(amp, ang, ig_ref, grad_ref, ablation_ref, shapley_ref):
         ("qjit(IG), gradient=hadamard_all", xqml.integrated_gradients(AMPLITUDE_MODEL, gradient="hadamard_all"), amp, ig_ref),
         ("qjit(IG), gradient=hadamard", xqml.integrated_gradients(AMPLITUDE_MODEL, gradient="hadamard"), amp, ig_ref),
         ("qjit(IG), gradient=auto (adjoint, state)", xqml.integrated_gradients(AMPLITUDE_MODEL), amp, ig_ref),
+        ("qjit(IG gausslegendre 4), hadamard_all", xqml.integrated_gradients(AMPLITUDE_MODEL, gradient="hadamard_all", method="gausslegendre", n_steps=4), amp, ig_ref),
+        ("qjit(saliency), amplitude, hadamard_all", xqml.saliency(AMPLITUDE_MODEL, gradient="hadamard_all", abs=False), amp, amplitude_gradient(*amp)),
         ("qjit(saliency), parameter-shift", uncompiled_saliency, ang, grad_ref),
         ("qjit(saliency), parameter-shift, traced map", xqml.saliency(MAPPED_MODEL, gradient="parameter-shift", abs=False), ang, mapped_grad_ref),
         ("qjit(IG gausslegendre 8), parameter-shift", ig_angle, ang, ig_angle_ref),
