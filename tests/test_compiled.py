@@ -101,3 +101,10 @@ def test_an_input_map_jax_cannot_trace_is_refused(under_qjit):
 @pytest.mark.parametrize("name", COMPILED_METHODS)
 def test_the_compiled_methods_on_lightning_pass_the_early_check(name):
     check_compilable(name, qml.device("lightning.qubit", wires=1))  # raises nothing
+
+
+def test_autograph_is_told_to_compile_an_explanation_without_it():
+    # qml.qjit(..., autograph=True) converts a QNode's func; an explanation has none.
+    explained = xqml.feature_ablation(_angle_model(qml.device("default.qubit", wires=2)))
+    with pytest.raises(AttributeError, match="without autograph"):
+        _ = explained.func

@@ -139,6 +139,10 @@ _NOT_ONE_CIRCUIT = (
     "for the explanation's circuits, or apply them to explained.qnode for the model's."
 )
 _CIRCUIT_VIEWS = frozenset({"func", "compile_pipeline", "transform_program", "construct"})
+_AUTOGRAPH = (
+    " Catalyst's qml.qjit(..., autograph=True) reads a QNode's func to convert it: compile an "
+    "explanation without autograph (the default)."
+)
 
 
 class ExplainedQNode(qml.QNode):
@@ -179,7 +183,8 @@ class ExplainedQNode(qml.QNode):
         if name in ("qnode", "method", "options"):  # not yet set (e.g. during unpickling)
             raise AttributeError(name)
         if name in _CIRCUIT_VIEWS:
-            raise AttributeError(_NOT_ONE_CIRCUIT.format(name=name))
+            hint = _AUTOGRAPH if name == "func" else ""
+            raise AttributeError(_NOT_ONE_CIRCUIT.format(name=name) + hint)
         return getattr(self.qnode, name)
 
     def __repr__(self):

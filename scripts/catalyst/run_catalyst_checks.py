@@ -267,6 +267,11 @@ def qjit_ablation(x, w):
 # ---------------------------------------------------------------------------------------------
 
 
+def flat(tree):
+    """Every leaf of ``tree`` (an attribution, or a tuple with deltas and standard errors)."""
+    return np.concatenate([np.ravel(np.asarray(leaf)) for leaf in jax.tree_util.tree_leaves(tree)])
+
+
 def timed(fn, *args, repeats=20):
     """``(result, first-call seconds, median steady-state seconds)``."""
     start = time.perf_counter()
@@ -277,7 +282,7 @@ def timed(fn, *args, repeats=20):
         start = time.perf_counter()
         jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - start)
-    return np.asarray(result), first, statistics.median(times)
+    return flat(result), first, statistics.median(times)
 
 
 ROWS = []
@@ -294,8 +299,8 @@ def check(name, fn, args, package, reference):
             (name, "FAILS", f"{type(error).__name__}: {' | '.join(message[:3])[:300]}", "", "")
         )
         return
-    err_package = float(np.max(np.abs(got - np.asarray(package))))
-    err_reference = float(np.max(np.abs(got - np.asarray(reference))))
+    err_package = float(np.max(np.abs(got - flat(package))))
+    err_reference = float(np.max(np.abs(got - flat(reference))))
     ok = max(err_package, err_reference) < TOLERANCE
     if not ok:
         FAILURES.append(name)
@@ -390,6 +395,7 @@ def direct_checks(amp, ang, ig_ref, grad_ref, ablation_ref, shapley_ref):
         ("qjit(shapley_values), amplitude 4", xqml.shapley_values(small_amplitude_model), small, small_shapley_ref),
     ]:  # fmt: skip
         check(name, qml.qjit(explained), args, explained(*args), ref)
+    multi_output_checks(ang)
     check("@qml.qjit @saliency @qnode (stack)", stacked_saliency, ang,
           uncompiled_saliency(*ang), grad_ref)  # fmt: skip
     explained = xqml.integrated_gradients(AMPLITUDE_MODEL, gradient="hadamard_all")
@@ -397,29 +403,64 @@ def direct_checks(amp, ang, ig_ref, grad_ref, ablation_ref, shapley_ref):
           explained(*amp), ig_ref)  # fmt: skip
 
 
-def gauss_legendre_ig(x, w, n_steps):
-    """IG of the angle model by an ``n_steps``-point Gauss-Legendre rule on ``jax.grad`` of the
-    plain QNode on default.qubit (zero baseline)."""
+def two_outputs(x, w):
+    qml.AngleEmbedding(x, wires=WIRES)
+    qml.StronglyEntanglingLayers(w, wires=WIRES)
+    return qml.expval(qml.Z(0)), qml.expval(qml.X(1) @ qml.Y(2))
+
+
+def multi_output_checks(ang):
+    """Two outputs, ``target``, ``return_stderr`` and ``return_convergence_delta``."""
+    model = qml.QNode(two_outputs, qml.device("lightning.qubit", wires=N))
+    reference = qml.QNode(two_outputs, qml.device("default.qubit", wires=N))
+    x, w = ang
+
+    def output(k):
+        return lambda x, w: reference(x, w)[k]
+
+    shapley_ref = [
+        shapley_sum(
+            lambda subset, k=k: float(
+                reference(jnp.asarray([x[i] if i in subset else 0.0 for i in range(N)]), w)[k]
+            ),
+            N,
+        )
+        for k in range(2)
+    ]
+    ig_ref = gauss_legendre_ig(x, w, 8, output(1))
+    delta_ref = np.sum(ig_ref) - (output(1)(x, w) - output(1)(jnp.zeros(N), w))
+    for name, explained, ref in [
+        ("qjit(shapley_values), two outputs", xqml.shapley_values(model), shapley_ref),
+        ("qjit(saliency), target=1, return_stderr", xqml.saliency(model, gradient="parameter-shift", abs=False, target=1, return_stderr=True), (jax.grad(output(1))(x, w), np.zeros(N))),
+        ("qjit(IG), target=1, return_convergence_delta", xqml.integrated_gradients(model, gradient="parameter-shift", n_steps=8, target=1, return_convergence_delta=True), (ig_ref, delta_ref)),
+    ]:  # fmt: skip
+        check(name, qml.qjit(explained), ang, explained(*ang), ref)
+
+
+def gauss_legendre_ig(x, w, n_steps, model=None):
+    """IG of the angle model (or of ``model``) by an ``n_steps``-point Gauss-Legendre rule on
+    ``jax.grad`` of the plain QNode on default.qubit (zero baseline)."""
     nodes, weights = np.polynomial.legendre.leggauss(n_steps)
-    grad = jax.grad(REF_ANGLE)
+    grad = jax.grad(REF_ANGLE if model is None else model)
     total = sum(wt / 2 * np.asarray(grad((t + 1) / 2 * x, w)) for t, wt in zip(nodes, weights))
     return np.asarray(x) * total
 
 
-def refused(name, build, args, fragment, device=None):
-    """``build()`` under ``qml.qjit`` must raise a ValueError naming ``fragment`` while tracing:
-    nothing captured or compiled (and, on ``device``, no circuit executed)."""
+def refused(name, build, args, fragment, device=None, error_type=ValueError, **qjit_options):
+    """``build()`` under ``qml.qjit`` must raise ``error_type`` naming ``fragment`` while
+    tracing: nothing captured or compiled (and, on ``device``, no circuit executed)."""
     compiled = None
     tracker = qml.Tracker(device) if device is not None else None
     try:
-        compiled = qml.qjit(build())
+        compiled = qml.qjit(build(), **qjit_options)
         if tracker is not None:
             with tracker:
                 compiled(*args)
         else:
             compiled(*args)
-    except ValueError as error:
-        untouched = compiled is not None and compiled.jaxpr is None and compiled.mlir_module is None
+    except error_type as error:
+        # AutoGraph converts at qml.qjit(...) already: then there is no QJIT object at all
+        untouched = compiled is None or (compiled.jaxpr is None and compiled.mlir_module is None)
         ran = tracker.totals.get("executions", 0) if tracker is not None else 0
         if fragment in str(error) and untouched and not ran:
             ROWS.append((name, "refused (expected)", str(error)[:90], "", ""))
@@ -455,6 +496,8 @@ def refusal_checks():
         ("refuse: NumPy input map", lambda: xqml.feature_ablation(numpy_map), ang, "must be written with jax.numpy", None),
     ]:  # fmt: skip
         refused(name, build, args, fragment, device)
+    refused("refuse: autograph=True", lambda: xqml.feature_ablation(ANGLE_MODEL), ang,
+            "without autograph", error_type=AttributeError, autograph=True)  # fmt: skip
 
 
 def main():
