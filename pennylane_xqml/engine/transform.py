@@ -24,10 +24,18 @@ from typing import NamedTuple
 import pennylane as qml
 from pennylane.transforms.core import Transform
 
+from .compiled import (
+    catalyst_tracing,
+    check_compilable,
+    check_compilable_plan,
+    run_tapes,
+    untraceable_input,
+)
 from .core import GRADIENT_RULES, Engine, ModelCall
 from .cost import cost_report
 from .encodings import find_amplitude_encoding, output_sentences
 from .execution import shots_of
+from .inputs import InputTraceError
 from .plan import Plan, execute_plan
 from .validation import check_bool, is_int
 
@@ -133,6 +141,10 @@ _NOT_ONE_CIRCUIT = (
     "for the explanation's circuits, or apply them to explained.qnode for the model's."
 )
 _CIRCUIT_VIEWS = frozenset({"func", "compile_pipeline", "transform_program", "construct"})
+_AUTOGRAPH = (
+    " Catalyst's qml.qjit(..., autograph=True) reads a QNode's func to convert it: compile an "
+    "explanation without autograph (the default)."
+)
 
 
 class ExplainedQNode(qml.QNode):
@@ -173,7 +185,8 @@ class ExplainedQNode(qml.QNode):
         if name in ("qnode", "method", "options"):  # not yet set (e.g. during unpickling)
             raise AttributeError(name)
         if name in _CIRCUIT_VIEWS:
-            raise AttributeError(_NOT_ONE_CIRCUIT.format(name=name))
+            hint = _AUTOGRAPH if name == "func" else ""
+            raise AttributeError(_NOT_ONE_CIRCUIT.format(name=name) + hint)
         return getattr(self.qnode, name)
 
     def __repr__(self):
@@ -238,7 +251,24 @@ class ExplainedQNode(qml.QNode):
         return prepared_plan(call, self.options, self.method)
 
     def __call__(self, *args, **kwargs):
+        if catalyst_tracing():  # inside qml.qjit: the tapes become Catalyst QNodes
+            return self._compiled_call(*args, **kwargs)
         return execute_plan(self.prepared_plan(*args, **kwargs))
+
+    def _compiled_call(self, *args, **kwargs):
+        """The explanation inside a ``qml.qjit`` program (what calling it does while Catalyst
+        traces): the plan as usual, its tapes run as Catalyst QNodes (:mod:`.compiled`).
+
+        Explanations Catalyst does not compile (other methods or devices, autodiff rules,
+        shots, input maps JAX cannot trace) are refused with a ``ValueError`` while tracing,
+        before anything is compiled or run."""
+        check_compilable(self.method.public_name, self.qnode.device)
+        try:
+            plan = self.plan(*args, **kwargs)
+        except InputTraceError as error:
+            raise untraceable_input(error) from error
+        check_compilable_plan(plan)
+        return execute_plan(plan, run_tapes)
 
 
 @Transform.generic_register
