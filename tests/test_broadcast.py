@@ -314,3 +314,23 @@ def test_operations_without_broadcasting_run_as_separate_tapes():
     assert len(executed) == 2 and all(row is None for _, row in slots)
     dev = qml.device("default.qubit", wires=1)
     np.testing.assert_allclose(execute_batch(odd, dev), np.cos([0.2, 0.4]), atol=1e-12)
+
+
+def test_tapes_whose_observables_differ_are_not_merged():
+    """PennyLane broadcasts gate parameters, not observables: tapes whose measured observables
+    have different coefficients run separately; equal coefficients (new objects) still merge."""
+    tapes = [
+        qml.tape.QuantumScript([qml.RX(a, 0)], [qml.expval(c * qml.Z(0))])
+        for a, c in ((0.1, 0.5), (0.2, 0.7))
+    ]
+    executed, _ = broadcast_tapes(tapes)
+    assert len(executed) == 2
+    same = [
+        qml.tape.QuantumScript([qml.RX(a, 0)], [qml.expval(np.float64(0.5) * qml.Z(0))])
+        for a in (0.1, 0.2)
+    ]
+    executed, _ = broadcast_tapes(same)
+    assert len(executed) == 1 and executed[0].batch_size == 2
+    dev = qml.device("default.qubit", wires=1)
+    np.testing.assert_allclose(execute_batch(tapes, dev), [0.5 * np.cos(0.1), 0.7 * np.cos(0.2)])
+    np.testing.assert_allclose(execute_batch(same, dev), 0.5 * np.cos([0.1, 0.2]))

@@ -96,22 +96,37 @@ def _structure_of(tape):
     leaves, treedef = jax.tree_util.tree_flatten(tape)
     if tape.batch_size is not None:
         return leaves, None  # already broadcast: run as it is
+    n_operation_leaves = len(jax.tree_util.tree_leaves(tape.operations))
     try:
-        key = (treedef, tuple(tuple(qml.math.shape(leaf)) for leaf in leaves))
+        shapes = tuple(tuple(qml.math.shape(leaf)) for leaf in leaves)
+        key = (treedef, shapes, n_operation_leaves)
         hash(key)
     except TypeError:  # an unhashable hyperparameter
         return leaves, None
     return leaves, key
 
 
-def _stacked_leaves(group_leaves):
-    """The leaves of one broadcast tape: a leaf shared by every tape stays as it is, the others
-    are stacked along a new leading (broadcast) axis. ``None`` when no leaf differs."""
+def _all_equal(column) -> bool:
+    """Whether the leaves are equal NumPy values or Python numbers (tracers and JAX arrays are
+    compared by identity only: no device round trip, and no loss of a differentiated value)."""
+    if not all(isinstance(leaf, (np.ndarray, np.generic, int, float, complex)) for leaf in column):
+        return False
+    stacked = np.stack([np.asarray(leaf) for leaf in column])
+    return bool((stacked == stacked[0]).all())
+
+
+def _stacked_leaves(group_leaves, n_operation_leaves):
+    """The leaves of one broadcast tape: a leaf shared (or equal) across the tapes stays as it
+    is, an operation's leaf that differs is stacked along a new leading (broadcast) axis.
+    ``None`` when nothing differs, or when a measurement's leaf (an observable's coefficient)
+    differs: PennyLane does not broadcast observables."""
     merged, stacked_any = [], False
-    for column in zip(*group_leaves):
+    for position, column in enumerate(zip(*group_leaves)):
         first = column[0]
-        if all(leaf is first for leaf in column[1:]):
+        if all(leaf is first for leaf in column[1:]) or _all_equal(column):
             merged.append(first)
+        elif position >= n_operation_leaves:
+            return None
         else:
             merged.append(qml.math.stack(column))
             stacked_any = True
@@ -179,7 +194,7 @@ def broadcast_tapes(tapes):
     for (kind, key), members in groups.items():
         merged = None
         if kind == "merge" and len(members) > 1:
-            leaves = _stacked_leaves([structures[i][0] for i in members])
+            leaves = _stacked_leaves([structures[i][0] for i in members], key[2])
             if leaves is not None:
                 try:
                     merged = jax.tree_util.tree_unflatten(key[0], leaves)  # key = (treedef, shapes)
