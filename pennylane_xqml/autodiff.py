@@ -94,10 +94,12 @@ def _batch_size(qnode, args, kwargs, argnum):
 
 def _flatten_cotangent(cotangent, tape, n_rows):
     """Cotangents in the QNode's output structure as an array ``(n_rows, n_outputs)``."""
-    parts = cotangent if len(tape.measurements) > 1 else (cotangent,)
-    if len(parts) != len(tape.measurements):
+    several = len(tape.measurements) > 1
+    parts = cotangent if several else (cotangent,)
+    if several and (not isinstance(parts, (tuple, list)) or len(parts) != len(tape.measurements)):
         raise ValueError(
-            f"The cotangent has {len(parts)} parts, the QNode {len(tape.measurements)} outputs."
+            f"The cotangent must be a tuple with one entry per measurement of the QNode "
+            f"({len(tape.measurements)}); got {type(cotangent).__name__}."
         )
     return np.concatenate(
         [np.reshape(np.asarray(_to_numpy(p), dtype=float), (n_rows, -1)) for p in parts], axis=1
