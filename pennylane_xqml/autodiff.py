@@ -395,13 +395,14 @@ def _jax_call(qnode, argnum, ancilla, args, kwargs):
     return model(x, [jax.numpy.asarray(args[i]) for i in diff])
 
 
-class _TorchState(NamedTuple):
-    """What the torch backward needs: the call, the inner weights and outputs, the arguments."""
+class _TorchCall(NamedTuple):
+    """What the torch backward needs: the QNode, the input's position, the call."""
 
-    spec: tuple
-    inner: list
-    parts: tuple
-    full: list
+    qnode: object
+    argnum: int
+    ancilla: object
+    args: tuple
+    kwargs: dict
 
 
 @functools.cache
@@ -411,53 +412,32 @@ def _torch_function():
     from torch.autograd.function import once_differentiable  # pylint: disable=import-outside-toplevel
 
     class HadamardVJPFunction(torch.autograd.Function):
-        """``forward(ctx, spec, x, *weights)``: the QNode's outputs, flattened to a tuple;
-        ``backward``: the Hadamard-test VJP for ``x``, ``torch.autograd`` of the QNode (its own
-        ``diff_method``) for the weights."""
+        """``apply(call, x, *outputs)``: the identity on the QNode's ``outputs`` (computed
+        with the input detached, so the weights are differentiated by the QNode's own
+        ``diff_method`` through PennyLane's torch graph); its backward adds the Hadamard-test
+        VJP for ``x`` and passes the cotangents on to that graph. When only ``x`` is
+        differentiated (``torch.autograd.grad(out, x)``, Captum), no weight circuit runs."""
 
         @staticmethod
-        def forward(ctx, spec, x, *weights):
-            qnode, argnum, _, args, kwargs, diff = spec
-            inner = [w.detach().requires_grad_(w.requires_grad) for w in weights]
-            full = list(args)
-            full[argnum] = x.detach()
-            for i, w in zip(diff, inner):
-                full[i] = w
-            with torch.enable_grad():
-                out = qnode(*full, **kwargs)
-            parts = tuple(out) if isinstance(out, (tuple, list)) else (out,)
-            full = [x.detach() if i == argnum else a for i, a in enumerate(full)]
+        def forward(ctx, call, x, *outputs):  # pylint: disable=unused-argument
             # PyTorch's documented way to keep non-tensor state for backward: a ctx attribute
-            ctx.hadamard_vjp_state = _TorchState(spec, inner, parts, full)
-            return tuple(p.detach() for p in parts)
+            ctx.hadamard_vjp_state = call
+            return tuple(output.clone() for output in outputs)
 
         @staticmethod
         @once_differentiable
         def backward(ctx, *grads):
-            state = ctx.hadamard_vjp_state
-            qnode, argnum, ancilla, _, kwargs, _ = state.spec
-            x = state.full[argnum]
+            call = ctx.hadamard_vjp_state
             x_grad = None
             if ctx.needs_input_grad[1]:
+                x = call.args[call.argnum]
                 cotangent = tuple(grads) if len(grads) > 1 else grads[0]
                 vjp = input_vjp(
-                    qnode, state.full, cotangent, argnums=argnum, kwargs=kwargs, ancilla=ancilla
-                )
-                x_grad = torch.as_tensor(vjp, dtype=x.dtype, device=x.device)
-            wanted = [w for w in state.inner if w.requires_grad]
-            weight_grads = [None] * len(state.inner)
-            if wanted:
-                pairs = [(p, g) for p, g in zip(state.parts, grads) if p.requires_grad]
-                found = torch.autograd.grad(
-                    [p for p, _ in pairs], wanted, [g.to(p.dtype) for p, g in pairs],
-                    allow_unused=True,
+                    call.qnode, call.args, cotangent, argnums=call.argnum, kwargs=call.kwargs,
+                    ancilla=call.ancilla,
                 )  # fmt: skip
-                found = iter(found)
-                weight_grads = [next(found) if w.requires_grad else None for w in state.inner]
-                weight_grads = [
-                    g if g is None else g.to(w.dtype) for g, w in zip(weight_grads, state.inner)
-                ]
-            return (None, x_grad, *weight_grads)
+                x_grad = torch.as_tensor(vjp, dtype=x.dtype, device=x.device)
+            return (None, x_grad, *grads)
 
     return HadamardVJPFunction
 
@@ -465,11 +445,13 @@ def _torch_function():
 def _torch_call(qnode, argnum, ancilla, args, kwargs):
     import torch  # pylint: disable=import-outside-toplevel
 
-    diff = [i for i in _split(args, argnum) if isinstance(args[i], torch.Tensor)]
     x = args[argnum]
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(np.asarray(x))
-    spec = (qnode, argnum, ancilla, tuple(args), kwargs, diff)
-    parts = _torch_function().apply(spec, x, *[args[i] for i in diff])
-    tape_outputs = len(parts)
-    return parts if tape_outputs > 1 else parts[0]
+    detached = list(args)
+    detached[argnum] = x.detach()
+    out = qnode(*detached, **kwargs)  # the weights' graph: the QNode's own diff_method
+    outputs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+    call = _TorchCall(qnode, argnum, ancilla, tuple(detached), kwargs)
+    results = _torch_function().apply(call, x, *outputs)
+    return results if isinstance(out, (tuple, list)) else results[0]
