@@ -289,7 +289,8 @@ def hadamard_vjp(qnode, *, argnums=0, ancilla=None):
     Hadamard test per word and row). Only first derivatives are defined (the VJP is computed
     from circuit results, not traced), and with JAX the VJP runs as a host callback
     (``jax.pure_callback``), so it works under ``jax.jit``; under ``jax.vmap`` it loops over the
-    mapped rows.
+    mapped rows (the QNode then needs ``interface="jax-jit"``, as PennyLane's own parameter
+    shift does). NumPy arguments are taken as JAX arrays.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -310,16 +311,27 @@ def hadamard_vjp(qnode, *, argnums=0, ancilla=None):
     """
     if not isinstance(qnode, qml.QNode):
         raise TypeError(f"hadamard_vjp wraps a qml.QNode; got {type(qnode).__name__}.")
-    options = {"argnums": argnums, "ancilla": ancilla}
 
     @functools.wraps(qnode.func)
     def wrapped(*args, **kwargs):
         argnum = _resolve_argnum(qnode, argnums, len(args))
+        _check_leading_embedding(qnode, args, kwargs)
         if any(_is_torch(a) for a in args):
-            return _torch_call(qnode, argnum, options["ancilla"], args, kwargs)
-        return _jax_call(qnode, argnum, options["ancilla"], args, kwargs)
+            return _torch_call(qnode, argnum, ancilla, args, kwargs)
+        return _jax_call(qnode, argnum, ancilla, args, kwargs)
 
     return wrapped
+
+
+def _check_leading_embedding(qnode, args, kwargs):
+    """Refuse, before anything runs, a QNode whose circuit does not start with a state
+    preparation (the full check, that the input feeds it, runs with the VJP)."""
+    tape = qml.workflow.construct_tape(qnode, level="top")(*args, **kwargs)
+    if not tape.operations or not isinstance(tape.operations[0], qml.StatePrep):
+        raise ValueError(
+            "hadamard_vjp needs a QNode whose first operation is an AmplitudeEmbedding/StatePrep "
+            "fed by the input; for angle inputs use the QNode's own diff_method."
+        )
 
 
 def _split(args, argnum):

@@ -225,8 +225,13 @@ class TestValidation:
             qml.RY(w, wires=0)
             return qml.expval(qml.Z(0))
 
-        with no_circuit_runs(dev), pytest.raises(ValueError, match="amplitude"):
-            xqml.input_vjp(angles, (np.array([0.1, 0.2]), 0.3), 1.0)
+        x = np.array([0.1, 0.2])
+        with no_circuit_runs(dev):
+            with pytest.raises(ValueError, match="amplitude"):
+                xqml.input_vjp(angles, (x, 0.3), 1.0)
+            for argument in (x, torch.tensor(x, requires_grad=True)):
+                with pytest.raises(ValueError, match="AmplitudeEmbedding"):
+                    xqml.hadamard_vjp(angles)(argument, 0.3)
 
     def test_bad_inputs_refused_before_any_circuit(self, data):
         dev, model, _ = qnodes("numpy")
