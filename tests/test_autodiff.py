@@ -132,6 +132,31 @@ class TestTorch:
         assert_close(gx.numpy(), rx.numpy(), rtol64=0, atol64=1e-10)
         assert_close(gw.numpy(), rw.numpy(), rtol64=0, atol64=1e-10)
 
+    def test_probs_and_expval_outputs(self, rng, data):
+        """``qml.probs`` outputs: each probability is a sum of Z words (4 words for 2 wires)."""
+
+        def probs_circuit(x, w):
+            qml.AmplitudeEmbedding(x, wires=range(N_QUBITS), normalize=True, pad_with=0.0)
+            qml.StronglyEntanglingLayers(w, wires=range(N_QUBITS))
+            return qml.probs(wires=[0, 2]), qml.expval(qml.X(1))
+
+        dev = qml.device("default.qubit", wires=N_QUBITS + 1)
+        model = qml.QNode(probs_circuit, dev, interface="torch", diff_method="parameter-shift")
+        reference = qml.QNode(probs_circuit, qml.device("default.qubit"), interface="torch")
+        X = rng.normal(size=(2, D_INPUT))
+        X[0, 2] = 0.0
+        c_probs, c_x = torch.tensor(rng.normal(size=(2, 4))), torch.tensor(rng.normal(size=2))
+        results = []
+        for fn in (xqml.hadamard_vjp(model), reference):
+            x = torch.tensor(X, requires_grad=True)
+            w = torch.tensor(data[1], requires_grad=True)
+            probs, expval = fn(x, w)
+            ((probs * c_probs).sum() + (expval * c_x).sum()).backward()
+            results.append((x.grad, w.grad))
+        (gx, gw), (rx, rw) = results
+        assert_close(gx.numpy(), rx.numpy(), rtol64=0, atol64=1e-10)
+        assert_close(gw.numpy(), rw.numpy(), rtol64=0, atol64=1e-10)
+
     def test_one_circuit_per_word_and_row(self, rng, data):
         X = torch.tensor(rng.normal(size=(2, D_INPUT)), requires_grad=True)
         w = torch.tensor(data[1])  # not trainable: no parameter-shift circuits
