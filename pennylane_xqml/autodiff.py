@@ -199,8 +199,9 @@ def input_vjp(qnode, args, cotangent, *, argnums=0, kwargs=None, ancilla=None, c
             f"The cotangent has {weights.shape[1]} entries per row, the QNode "
             f"{len(plan.identity)} scalar outputs."
         )
-    vectors = [np.asarray(call.amplitude_of(row), dtype=float) for row in rows]
-    jacobians = [np.asarray(call.amplitude_jacobian(row), dtype=float) for row in rows]
+    # the prepared vector is real (checked above) but may be held in a complex dtype
+    vectors = [np.real(np.asarray(call.amplitude_of(row))) for row in rows]
+    jacobians = [np.real(np.asarray(call.amplitude_jacobian(row))) for row in rows]
     dim = call.encoding.dim
     uniform = np.full(dim, 1 / np.sqrt(dim))
     values = variances = None
