@@ -1,6 +1,7 @@
 """pennylane-xqml: explanations (attributions) for PennyLane QNodes."""
 
 from . import metrics
+from .autodiff import hadamard_vjp, input_vjp
 from .devices import DeviceReport, check_device
 from .engine.batching import explain_batch
 from .engine.core import ModelCall
@@ -60,7 +61,9 @@ __all__ = [
     "gate_shapley",
     "grad_cam",
     "grad_cam_cost",
+    "hadamard_vjp",
     "hybrid",
+    "input_vjp",
     "input_x_gradient",
     "integrated_gradients",
     "kernel_shap",

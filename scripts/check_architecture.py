@@ -47,6 +47,7 @@ ALLOWED = {
 ALLOWED_WRITES = {
     "trainable_params": "PennyLane's public way to choose which tape parameters are differentiated",
     "tracker": "PennyLane devices take a qml.Tracker by assignment",
+    "hadamard_vjp_state": "torch.autograd.Function keeps non-tensor state for backward on ctx",
 }
 # namedtuple's public API is spelled with a leading underscore.
 NAMEDTUPLE_API = {"_fields", "_asdict", "_replace", "_make", "_field_defaults"}
