@@ -6,10 +6,11 @@ arrays (same values and dtypes), returned as torch tensors:
 * every torch tensor of the call (the input, the weights, a TorchLayer's ``qnode_weights``) is
   handed to the engine as a JAX array, so the input's path into the circuit is traced as for
   any JAX call and ``gradient="auto"`` picks the same rule as for JAX inputs;
-* when a tensor requires grad (and torch's grad mode is on), the explanation runs under
-  :func:`jax.vjp` inside a :class:`torch.autograd.Function`, whose ``backward`` is that
-  vector-Jacobian product: explanations are differentiable with ``torch.autograd`` wherever
-  they are with ``jax.grad`` (and the error is JAX's where they are not);
+* when a tensor requires grad (and torch's grad mode is on), the results come from a
+  :class:`torch.autograd.Function` whose ``backward`` runs the explanation again under
+  :func:`jax.vjp` and applies that vector-Jacobian product: explanations are differentiable
+  with ``torch.autograd`` wherever they are with ``jax.grad`` (and the error is JAX's where
+  they are not); an explanation that is never differentiated costs one plain run;
 * the results are torch tensors with the input's precision and device (``float32`` for
   ``float32`` inputs; complex attributions of complex inputs stay complex).
 
@@ -100,6 +101,12 @@ def check_tensors(tensors, x) -> None:
         check_finite(_numpy(x), "The input")
 
 
+_COMPLEX = (
+    "Complex attributions (of complex amplitude inputs) are not differentiable with "
+    "torch.autograd; explain real inputs, or call the explanation under torch.no_grad()."
+)
+
+
 def call_with_torch(explain, args, kwargs, x=None):
     """``explain(*args, **kwargs)`` with every torch tensor of the call given as a JAX array;
     the results come back as torch tensors like ``x`` (the explained input).
@@ -129,6 +136,8 @@ def call_with_torch(explain, args, kwargs, x=None):
     differentiated = [
         i for i, t in zip(positions, tensors) if torch.is_grad_enabled() and t.requires_grad
     ]
+    if differentiated and any(t.is_complex() for t in tensors):
+        raise NotImplementedError(_COMPLEX)
     with _precision(tensors):
         for i in positions:
             flat[i] = jax.numpy.asarray(_numpy(flat[i]))
@@ -140,32 +149,31 @@ def call_with_torch(explain, args, kwargs, x=None):
             call_args, call_kwargs = tree.unflatten(leaves)
             return explain(*call_args, **call_kwargs)
 
-        if not differentiated:
-            outputs, output_tree = jax.tree_util.tree_flatten(run())
-            converted = [_to_torch(value, reference) for value in outputs]
-            return output_tree.unflatten(converted)
-        primals = [flat[i] for i in differentiated]
-        outputs, vjp = jax.vjp(run, *primals)
-    leaves, output_tree = jax.tree_util.tree_flatten(outputs)
-    if any(np.iscomplexobj(np.asarray(value)) for value in leaves):
-        raise NotImplementedError(
-            "Complex attributions (of complex amplitude inputs) are not differentiable with "
-            "torch.autograd; explain real inputs, or call the explanation under torch.no_grad()."
-        )
-    values = [_to_torch(value, reference) for value in leaves]
+        outputs, output_tree = jax.tree_util.tree_flatten(run())
+    values = [_to_torch(value, reference) for value in outputs]
+    if not differentiated:
+        return output_tree.unflatten(values)
+    if any(np.iscomplexobj(np.asarray(value)) for value in outputs):
+        raise NotImplementedError(_COMPLEX)
     inputs = [tensor for i, tensor in zip(positions, tensors) if i in differentiated]
-    backward = _backward(vjp, output_tree, leaves, tensors, inputs)
+    backward = _backward(run, [flat[i] for i in differentiated], tensors, inputs)
     converted = _function(backward).apply(values, *inputs)
     return output_tree.unflatten(list(converted))
 
 
-def _backward(vjp, output_tree, outputs, tensors, inputs):
-    """``grads -> gradients of inputs``: the stored ``jax.vjp`` with torch tensors around it."""
-    jnp, torch = _jax().numpy, _torch()
+def _backward(run, primals, tensors, inputs):
+    """``grads -> gradients of inputs``: :func:`jax.vjp` of ``run`` at ``primals`` (computed
+    when torch asks for it, so explanations that are never differentiated run no JAX
+    autodiff), with torch tensors around it."""
+    jax, torch = _jax(), _torch()
 
     def backward(grads):
         with _precision(tensors):
-            cotangents = [jnp.asarray(_numpy(g), dtype=o.dtype) for g, o in zip(grads, outputs)]
+            outputs, vjp = jax.vjp(run, *primals)
+            leaves, output_tree = jax.tree_util.tree_flatten(outputs)
+            cotangents = [
+                jax.numpy.asarray(_numpy(g), dtype=o.dtype) for g, o in zip(grads, leaves)
+            ]
             vjps = vjp(output_tree.unflatten(cotangents))
         return [
             torch.as_tensor(np.array(g), dtype=t.dtype, device=t.device)
