@@ -10,6 +10,9 @@ Every number is checked against an independent computation:
   (Captum differentiates the layer with torch's backprop, independently of this package).
 """
 
+import re
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -347,3 +350,22 @@ def test_plan_and_entry_points_without_torch_support():
     assert plan.method == "saliency"
     with pytest.raises(TypeError, match="explained\\(x, weights\\)"):
         xqml.ModelCall(layer.qnode, (torch.tensor(X_ANGLE), weights), {}, 0)
+
+
+@pytest.mark.slow
+def test_readme_pytorch_example():
+    """The README's PyTorch example runs as written; its float32 attributions equal Captum's IG
+    with the same 8-node Gauss-Legendre rule on the same TorchLayer (float32 tolerance)."""
+    captum_attr = pytest.importorskip("captum.attr")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"<!-- torch-example -->\n```python\n(.*?)```", readme, re.DOTALL).group(1)
+    namespace = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+    layer, attributions = namespace["layer"], namespace["attributions"]
+    assert attributions.dtype == torch.float32
+    grad = layer.qnode_weights["weights"].grad
+    assert grad is not None and bool(torch.all(torch.isfinite(grad)))
+    expected = captum_attr.IntegratedGradients(layer).attribute(
+        torch.tensor([[0.4, -0.7]]), method="gausslegendre", n_steps=8
+    )[0]
+    assert_close(attributions.detach(), expected.detach(), dtype=np.float32)
