@@ -188,9 +188,9 @@ def _central_differences(fn, weights, h=1e-5):
 def test_weight_gradients_match_finite_differences(circuit, x, name, gradient):
     """``torch.autograd`` of the summed explanation w.r.t. the TorchLayer's weights equals
     central differences to 1e-6 (float64: truncation ~h², rounding ~1e-16/h) and ``jax.grad``
-    of the same explanation to 1e-10."""
-    if not jax.config.jax_enable_x64:
-        pytest.skip("finite differences to 1e-6 need float64 (XQML_X64=1)")
+    of the same explanation to 1e-10. With JAX in float32 (``XQML_X64=0``) the float64 tensors
+    still run in JAX's 64-bit mode, so the finite-difference check holds; the ``jax.grad``
+    reference is then float32."""
     layer = _layer(circuit)
     explained = getattr(xqml, name)(layer.qnode, gradient=gradient, **METHODS[name])
     x = torch.tensor(x, dtype=torch.float64)
@@ -201,7 +201,7 @@ def test_weight_gradients_match_finite_differences(circuit, x, name, gradient):
     assert_close(grad, fd, rtol=1e-6, atol=1e-6)
     x_jax = jnp.asarray(x.numpy())
     expected = jax.grad(lambda w: jnp.sum(explained(x_jax, w)))(jnp.asarray(weights.detach()))
-    assert_close(grad, expected, rtol64=1e-10, atol64=1e-10)
+    assert_close(grad, expected, rtol64=1e-10, atol64=1e-10)  # dtype: expected's precision
 
 
 @pytest.mark.slow
@@ -337,6 +337,35 @@ def test_complex_attributions_are_not_differentiated_silently():
     assert got.dtype == torch.complex128
     expected = explained(jnp.asarray(x.numpy()), jnp.asarray(weights.detach().numpy()))
     assert_close(got, expected, rtol64=1e-10, atol64=1e-10)
+
+
+def test_a_rule_that_cannot_be_differentiated_raises_at_backward():
+    """State vectors of lightning.qubit (gradient="adjoint") cannot be differentiated with
+    respect to the weights: the values are returned (the forward run needs no gradient), and
+    ``backward`` raises the engine's clear error instead of giving a detached value."""
+    layer = _layer(_amplitude_circuit, "lightning.qubit")
+    weights = layer.qnode_weights["weights"]
+    explained = xqml.saliency(layer.qnode, gradient="adjoint")
+    value = explained(torch.tensor(X_AMPLITUDE, dtype=torch.float64), weights)
+    assert value.requires_grad
+    with pytest.raises(ValueError, match="hadamard_all"):
+        value.sum().backward()
+
+
+def test_integer_input_tensor_is_explained_as_float(angle_layer):
+    """An integer tensor (no grad: torch refuses grad on integers) is explained as its float
+    values; the result has torch's default float dtype."""
+    explained = xqml.saliency(angle_layer.qnode, gradient="parameter-shift")
+    weights = angle_layer.qnode_weights["weights"]
+    got = explained(torch.tensor([1, -2]), weights)
+    assert got.dtype == torch.get_default_dtype()
+    expected = explained(torch.tensor([1.0, -2.0], dtype=torch.float64), weights)
+    assert_close(got.detach(), expected.detach(), dtype=np.float32)
+
+
+def test_a_torch_layer_itself_is_refused_with_a_hint(angle_layer):
+    with pytest.raises(TypeError, match=r"saliency\(layer.qnode\)"):
+        xqml.saliency(angle_layer)
 
 
 def test_plan_and_entry_points_without_torch_support():

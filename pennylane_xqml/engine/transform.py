@@ -377,9 +377,15 @@ def attribution_transform(method_class, doc):
 
     @transform.register
     def _refuse_other_callables(obj: Callable, *_targs, **_options):
+        hint = "Decorate the QNode, not its quantum function."
+        if isinstance(getattr(obj, "qnode", None), qml.QNode):  # qml.qnn.TorchLayer, KerasLayer
+            hint = (
+                f"Explain its QNode: xqml.{method_class.public_name}(layer.qnode), called as "
+                "explained(x, **layer.qnode_weights)."
+            )
         raise TypeError(
             f"{method_class.public_name} explains a qml.QNode (or a tape); got "
-            f"{type(obj).__name__}. Decorate the QNode, not its quantum function."
+            f"{type(obj).__name__}. {hint}"
         )
 
     return transform
