@@ -159,7 +159,7 @@ def test_lightning_equals_default_qubit_with_gradients(circuit, x, name, gradien
 def test_lightning_parameter_shift_with_gradients():
     """The fast case: parameter shift on both devices (nothing compiled)."""
     test_lightning_equals_default_qubit_with_gradients(
-        _angle_circuit, X_ANGLE, "integrated_gradients", gradient="parameter-shift"
+        _angle_circuit, X_ANGLE, "saliency", gradient="parameter-shift"
     )
 
 
@@ -182,7 +182,9 @@ def _central_differences(fn, weights, h=1e-5):
         pytest.param(
             _angle_circuit, X_ANGLE, "integrated_gradients", "auto", marks=pytest.mark.slow
         ),
-        (_amplitude_circuit, X_AMPLITUDE, "integrated_gradients", "auto"),
+        pytest.param(
+            _amplitude_circuit, X_AMPLITUDE, "integrated_gradients", "auto", marks=pytest.mark.slow
+        ),
     ],
 )
 def test_weight_gradients_match_finite_differences(circuit, x, name, gradient):

@@ -60,10 +60,8 @@ def _numpy(tensor):
 
 def _precision(tensors):
     """JAX's 64-bit mode when a tensor is 64-bit and the mode is off, else no change."""
-    wide = any(
-        (t.is_floating_point() or t.is_complex()) and precision_bits(_numpy(t).dtype) == 64
-        for t in tensors
-    )
+    torch = _torch()
+    wide = any(t.dtype in (torch.float64, torch.complex128) for t in tensors)
     if wide and not _jax().config.jax_enable_x64:
         return x64_mode(True)
     return contextlib.nullcontext()
