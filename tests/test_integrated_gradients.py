@@ -188,11 +188,18 @@ def test_lightning_qubit_jit_vmap(gradient, rng):
 
 
 def test_lightning_adjoint_refuses_weight_gradients_clearly(rng):
+    """An explicit gradient="adjoint" (state vectors) on lightning is refused under jax.grad;
+    "auto" picks the Hadamard tests there while the weights are differentiated."""
     model = amplitude_model(qml.device("lightning.qubit", wires=N_QUBITS), N_QUBITS)
     x, w = jnp.array(rng.normal(size=8)), jnp.array(random_weights(rng, N_QUBITS))
-    ig = xqml.integrated_gradients(model)  # auto -> adjoint (state vectors) on lightning
+    ig = xqml.integrated_gradients(model, gradient="adjoint")
     with pytest.raises(ValueError, match="hadamard_all"):
         jax.grad(lambda weights: ig(x, weights).sum())(w)
+    auto = xqml.integrated_gradients(model)
+    expected = jax.grad(
+        lambda weights: xqml.integrated_gradients(model, gradient="hadamard_all")(x, weights).sum()
+    )(w)
+    assert_close(jax.grad(lambda weights: auto(x, weights).sum())(w), expected)
 
 
 def test_numpy_and_autograd_interface(rng):

@@ -78,11 +78,14 @@ def _check_interfaces(args, kwargs):
     for leaf in leaves((args, kwargs)):
         interface = qml.math.get_interface(leaf)
         if interface not in _SUPPORTED_INTERFACES:
+            hint = (
+                " Calling an explained QNode takes torch tensors (explained(x, weights)); "
+                "here pass NumPy or JAX arrays (e.g. x.detach().numpy())."
+                if interface == "torch"
+                else ""
+            )
             raise TypeError(
-                f"Explanations take NumPy, autograd or JAX arrays; got a {interface} value. "
-                "Pass NumPy arrays (e.g. x.detach().numpy()) to explain a torch-interface QNode: "
-                "the attributions then come back as NumPy arrays (for differentiable "
-                "explanations use JAX)."
+                f"Explanations take NumPy, autograd or JAX arrays; got a {interface} value." + hint
             )
 
 
@@ -95,7 +98,7 @@ def _concrete_integers(value):
     return value
 
 
-def _bind_arguments(qnode, args, kwargs, argnums):
+def bind_arguments(qnode, args, kwargs, argnums):
     """``(args, kwargs, argnum)`` with every argument that can be positional made positional,
     so an input passed by keyword (``model(x=..., w=...)``) and ``argnums`` given by name work."""
     try:
@@ -137,7 +140,7 @@ class ModelCall:
     def __init__(self, qnode, args, kwargs, argnum):
         if not isinstance(qnode, qml.QNode):
             raise TypeError(f"Attribution decorators wrap a qml.QNode, got {type(qnode).__name__}.")
-        args, kwargs, argnum = _bind_arguments(qnode, args, kwargs, argnum)
+        args, kwargs, argnum = bind_arguments(qnode, args, kwargs, argnum)
         if not -len(args) <= argnum < len(args):
             raise ValueError(
                 f"argnums={argnum} does not name an argument of the call ({len(args)} given)."
@@ -685,6 +688,10 @@ def resolve_gradient(call: ModelCall, gradient: str) -> str:
     * angle inputs: ``"backprop"`` on analytic default.qubit with JAX, ``"adjoint"`` on analytic
       lightning.* with JAX when every output is an expectation value, else
       ``"parameter-shift"``.
+
+    While ``jax.grad`` (or ``torch.autograd``) differentiates the weights, lightning.* gets the
+    circuit rules (``"hadamard_all"``, ``"parameter-shift"``): JAX autodiff through its
+    callback cannot be differentiated again.
     """
     if gradient not in GRADIENT_RULES:
         raise ValueError(f"Unknown gradient={gradient!r}; expected one of {GRADIENT_RULES}.")
@@ -697,9 +704,14 @@ def resolve_gradient(call: ModelCall, gradient: str) -> str:
         return "hadamard_all" if gradient == "auto" else gradient
     analytic_sv = call.shots is None and device.name in _STATE_SIMULATORS
     is_jax = qml.math.get_interface(call.x) == "jax"
+    # JAX autodiff through lightning.* (a callback) is not differentiable again with respect
+    # to the weights: when they are being differentiated, "auto" picks a circuit rule there.
+    simulator_autodiff = device.name == "default.qubit" or not _differentiated(
+        call.args, call.argnum
+    )
     if call.kind == "amplitude":
         if gradient == "auto":
-            return "adjoint" if analytic_sv else "hadamard_all"
+            return "adjoint" if analytic_sv and simulator_autodiff else "hadamard_all"
         if gradient == "parameter-shift":
             raise ValueError(
                 'gradient="parameter-shift" does not apply to amplitude embeddings; use '
@@ -710,7 +722,7 @@ def resolve_gradient(call: ModelCall, gradient: str) -> str:
             expvals_only = all(isinstance(mp, ExpectationMP) for mp in call.tape.measurements)
             if analytic_sv and is_jax and device.name == "default.qubit":
                 return "backprop"
-            if analytic_sv and is_jax and expvals_only:
+            if analytic_sv and is_jax and expvals_only and simulator_autodiff:
                 return "adjoint"
             return "parameter-shift"
         if gradient in ("hadamard_all", "hadamard"):

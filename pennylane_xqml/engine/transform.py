@@ -31,12 +31,13 @@ from .compiled import (
     run_tapes,
     untraceable_input,
 )
-from .core import GRADIENT_RULES, Engine, ModelCall
+from .core import GRADIENT_RULES, Engine, ModelCall, bind_arguments
 from .cost import cost_report
 from .encodings import find_amplitude_encoding, output_sentences
 from .execution import shots_of
 from .inputs import InputTraceError
 from .plan import Plan, execute_plan
+from .torch_bridge import call_with_torch, detached, has_torch
 from .validation import check_bool, is_int
 
 
@@ -198,7 +199,8 @@ class ExplainedQNode(qml.QNode):
 
         A method with a preparation step that runs circuits (Taylor-Fourier's
         ``root="search"``) raises here: ``explained.prepare(*args).plan(*args)`` runs that step
-        first."""
+        first. Torch tensors are explained as detached JAX arrays here."""
+        args, kwargs = detached(args, kwargs)
         call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
         return make_plan(call, self.options, self.method)
 
@@ -217,6 +219,7 @@ class ExplainedQNode(qml.QNode):
         does both while tracing the call once."""
         if not self.needs_preparation:
             return self
+        args, kwargs = detached(args, kwargs)
         call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
         return ExplainedQNode(
             self.qnode, prepare_method(call, self.options, self.method), self.options
@@ -247,13 +250,36 @@ class ExplainedQNode(qml.QNode):
     def prepared_plan(self, *args, **kwargs) -> Plan:
         """``self.prepare(*args, **kwargs).plan(*args, **kwargs)``, tracing the call once: the
         plan that calling the explanation executes (its preparation step, if any, runs here)."""
+        args, kwargs = detached(args, kwargs)
         call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
         return prepared_plan(call, self.options, self.method)
 
     def __call__(self, *args, **kwargs):
+        """The explanation of ``qnode(*args, **kwargs)``.
+
+        Torch tensors (a ``torch``-interface QNode, the ``qnode`` of a ``qml.qnn.TorchLayer``)
+        give torch tensors of the input's dtype and device, differentiable with
+        ``torch.autograd`` with respect to every tensor that requires grad (see
+        :mod:`.torch_bridge`). Inside ``qml.qjit`` the tapes become Catalyst QNodes."""
         if catalyst_tracing():  # inside qml.qjit: the tapes become Catalyst QNodes
             return self._compiled_call(*args, **kwargs)
+        if has_torch(args, kwargs):
+            return call_with_torch(self.explain, args, kwargs, x=self._input(args, kwargs))
+        return self.explain(*args, **kwargs)
+
+    def explain(self, *args, **kwargs):
+        """The explanation of a call with NumPy, autograd or JAX arrays (what calling the
+        explained QNode runs): ``execute_plan(self.prepared_plan(*args, **kwargs))``."""
         return execute_plan(self.prepared_plan(*args, **kwargs))
+
+    def _input(self, args, kwargs):
+        """The explained argument of a call, or ``None`` when it cannot be found (the engine
+        then raises its own error)."""
+        try:
+            args, _, argnum = bind_arguments(self.qnode, args, kwargs, self.options.argnums)
+        except (TypeError, ValueError):
+            return None
+        return args[argnum] if -len(args) <= argnum < len(args) else None
 
     def _compiled_call(self, *args, **kwargs):
         """The explanation inside a ``qml.qjit`` program (what calling it does while Catalyst
@@ -386,9 +412,15 @@ def attribution_transform(method_class, doc):
 
     @transform.register
     def _refuse_other_callables(obj: Callable, *_targs, **_options):
+        hint = "Decorate the QNode, not its quantum function."
+        if isinstance(getattr(obj, "qnode", None), qml.QNode):  # qml.qnn.TorchLayer, KerasLayer
+            hint = (
+                f"Explain its QNode: xqml.{method_class.public_name}(layer.qnode), called as "
+                "explained(x, **layer.qnode_weights)."
+            )
         raise TypeError(
             f"{method_class.public_name} explains a qml.QNode (or a tape); got "
-            f"{type(obj).__name__}. Decorate the QNode, not its quantum function."
+            f"{type(obj).__name__}. {hint}"
         )
 
     return transform
