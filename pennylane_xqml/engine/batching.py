@@ -33,6 +33,8 @@ import pennylane as qml
 from jax.sharding import Mesh, PartitionSpec
 
 from .core import ModelCall
+from .execution import execute_batch
+from .plan import execute_plan
 from .transform import ExplainedQNode
 from .validation import check_positive_int, is_int
 
@@ -160,13 +162,103 @@ def clear_compiled_cache():
     _COMPILED_CACHE.clear()
 
 
+def _result_struct(tape, device):
+    """The shapes and dtypes of ``tape``'s results as :func:`qml.execute` returns them (one
+    array, or a tuple of them for several measurements), for :func:`jax.pure_callback`."""
+    n_wires = len(device.wires) if device.wires else len(tape.wires)
+    shots = tape.shots.total_shots
+
+    def struct(mp):
+        shape = mp.shape(shots=shots, num_device_wires=n_wires)
+        if tape.batch_size:
+            shape = (tape.batch_size, *shape)
+        return jax.ShapeDtypeStruct(shape, jax.dtypes.canonicalize_dtype(mp.numeric_type))
+
+    structs = tuple(struct(mp) for mp in tape.measurements)
+    return structs[0] if len(structs) == 1 else structs
+
+
+def run_tapes_in_one_callback(tapes, device):
+    """Execute ``tapes`` (traced under ``jax.jit(jax.vmap(...))``) with one host callback per
+    chunk of rows, not one per row: the ``run_tapes`` that :func:`explain_batch` gives
+    :func:`~.plan.execute_plan` on devices executed through host callbacks.
+
+    PennyLane's ``jax-jit`` interface maps a device without native parameter broadcasting
+    (lightning.*, qiskit.aer, hardware) over ``jax.vmap`` with
+    ``jax.pure_callback(..., vmap_method="sequential")``: one callback, one ``qml.execute`` and
+    one device job per row. Here the callback is vectorised (``vmap_method="broadcast_all"``):
+    it receives the gate parameters of every row of the chunk at once, binds each row's to the
+    plan's tapes and executes all of them in **one**
+    :func:`~pennylane_xqml.engine.execution.execute_batch` call (so tapes that differ only in
+    their parameters can be merged into broadcast tapes there).
+
+    Why rebinding parameters is exact: the plan is built once, from the abstract row the
+    vmapped trace sees, and the structure of every tape (gates, wires, measurements, shots) is
+    fixed by that trace. The input's path into the circuit is traced as a function
+    (:class:`~.core.ModelCall`), so a tape's structure never depends on the input's value, only
+    its parameters do, and those are the traced values XLA computes for each row. The callback
+    puts exactly those parameters into copies of the same tapes, which is what PennyLane's own
+    callback does row by row. The processing of the results stays in the compiled program,
+    vectorised over the rows.
+
+    The results are not differentiable (:func:`explain_batch` returns NumPy arrays).
+    """
+    params = [tape.get_parameters(trainable_only=False) for tape in tapes]
+    counts = [len(ps) for ps in params]
+    flat = [p for ps in params for p in ps]
+    ndims = [len(qml.math.shape(p)) for p in flat]
+    structs = tuple(_result_struct(tape, device) for tape in tapes)
+    leaf_structs, tree = jax.tree_util.tree_flatten(structs)
+
+    def host(*values):
+        values = [np.asarray(v) for v in values]
+        batch = values[0].shape[: values[0].ndim - ndims[0]] if values else ()
+        n_rows = math.prod(batch)
+        values = [v.reshape((n_rows, *v.shape[len(batch) :])) for v in values]
+        run = []
+        for row in range(n_rows):
+            start = 0
+            for tape, count in zip(tapes, counts):
+                row_params = [v[row] for v in values[start : start + count]]
+                run.append(tape.bind_new_parameters(row_params, list(range(count))))
+                start += count
+        results = execute_batch(run, device, diff_method=None) if n_rows else ()
+        per_row = [
+            jax.tree_util.tree_leaves(tuple(results[r * len(tapes) : (r + 1) * len(tapes)]))
+            for r in range(n_rows)
+        ]
+        leaves = [
+            np.stack([np.asarray(row[i], s.dtype) for row in per_row]).reshape(batch + s.shape)
+            if n_rows
+            else np.zeros(batch + s.shape, s.dtype)
+            for i, s in enumerate(leaf_structs)
+        ]
+        return jax.tree_util.tree_unflatten(tree, leaves)
+
+    return jax.pure_callback(host, structs, *flat, vmap_method="broadcast_all")
+
+
 def _compiled(explainer, n_args, argnums, kwargs, devices):
-    """``jit(vmap(explainer))`` over the batched argument, split over ``devices`` if several."""
+    """``jit(vmap(explainer))`` over the batched argument, split over ``devices`` if several.
+
+    On devices executed through host callbacks, the explainer's plan is executed with
+    :func:`run_tapes_in_one_callback` (one device execution per chunk); its preparation step
+    and simulator requests, if any, run as in a call of the explainer."""
+    if _simulated_in_xla(explainer):
+
+        def explain_one(*a):
+            return explainer(*a, **kwargs)
+
+    else:
+
+        def explain_one(*a):
+            plan = explainer.prepared_plan(*a, **kwargs)
+            return execute_plan(plan, run_tapes_in_one_callback)
 
     def explain_rows(rows, *rest):
         call_args = rest[:argnums] + (rows,) + rest[argnums:]
         in_axes = tuple(0 if i == argnums else None for i in range(n_args))
-        return jax.vmap(lambda *a: explainer(*a, **kwargs), in_axes=in_axes)(*call_args)
+        return jax.vmap(explain_one, in_axes=in_axes)(*call_args)
 
     if len(devices) == 1:
         return jax.jit(explain_rows)
