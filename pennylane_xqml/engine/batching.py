@@ -22,6 +22,7 @@ later, or the same rows with new weights, does not compile again;
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 from collections import OrderedDict
@@ -30,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, PartitionSpec
 
 from .core import ModelCall
@@ -56,7 +58,7 @@ def _resolve_devices(devices, explainer):
     with lightning.qubit), so they get one JAX device: by default, and as an error if more are
     asked for.
     """
-    available = jax.devices()
+    available = jax.local_devices()  # this process's (all of them without jax.distributed)
     if not _simulated_in_xla(explainer):
         if devices is None:
             return available[:1]
@@ -79,6 +81,11 @@ def _resolve_devices(devices, explainer):
     devices = list(devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
         raise ValueError("devices must be None, a device count, or a non-empty list of jax.Device.")
+    if any(d.process_index != jax.process_index() for d in devices):
+        raise ValueError(
+            "devices must belong to this process (jax.local_devices()): under jax.distributed "
+            "explain_batch splits the rows between the processes itself."
+        )
     return devices
 
 
@@ -332,14 +339,54 @@ def explain_batch(
     if not callable(explainer):
         raise TypeError(f"explainer must be callable, got {type(explainer).__name__}.")
     devices = _resolve_devices(devices, explainer)
+    if jax.process_count() > 1:
+        _check_same_arguments_on_every_process(args, argnums)
     inputs = _validated_inputs(explainer, args, argnums, kwargs)
     argnums %= len(args)
     rest = args[:argnums] + args[argnums + 1 :]
+    explain_rows = _cached_compiled(explainer, len(args), argnums, kwargs, devices)
+    n_rows, n_processes = len(inputs), jax.process_count()
+    if n_processes == 1:
+        return _explain_rows_here(
+            explain_rows, inputs, rest, devices, internal_batch_size, progress
+        )
+    # this process's share: a contiguous block of rows, padded (with the last row) so every
+    # process runs the same number of rows and the gathered blocks line up
+    share = math.ceil(n_rows / n_processes)
+    mine = inputs[jax.process_index() * share :][:share]
+    n_mine = len(mine)
+    filler = mine[-1:] if n_mine else inputs[-1:]
+    mine = np.concatenate([mine, np.repeat(filler, share - n_mine, axis=0)])
+    local = _explain_rows_here(explain_rows, mine, rest, devices, internal_batch_size, progress)
+    gathered = multihost_utils.process_allgather(local, tiled=True)
+    return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[:n_rows], gathered)
 
+
+def _check_same_arguments_on_every_process(args, argnums):
+    """Refuse, on every process alike, arguments that differ between the processes of a
+    ``jax.distributed`` run (each process explains its share of *the same* rows)."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(args):
+        value = np.asarray(qml.math.unwrap(leaf))
+        if value.dtype.kind not in "biufc":  # not an array of numbers: its text
+            digest.update(repr(leaf).encode())
+            continue
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    mine = np.frombuffer(digest.digest()[:8], dtype=np.uint8).astype(np.int32)
+    everyone = np.asarray(multihost_utils.process_allgather(mine))
+    if not (everyone == everyone[0]).all():
+        raise ValueError(
+            "explain_batch under jax.distributed needs the same arguments on every process (it "
+            "splits the rows of the batched argument, argnums="
+            f"{argnums}, between the {jax.process_count()} processes), but they differ."
+        )
+
+
+def _explain_rows_here(explain_rows, inputs, rest, devices, internal_batch_size, progress):
+    """Every row of ``inputs`` explained in this process, chunk by chunk, as NumPy arrays."""
     n_rows, n_devices = len(inputs), len(devices)
     chunk = n_devices * math.ceil(min(internal_batch_size, n_rows) / n_devices)
-    explain_rows = _cached_compiled(explainer, len(args), argnums, kwargs, devices)
-
     outputs = None
     from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel  (import time)
 
