@@ -1,4 +1,5 @@
-"""Many explanations at once: chunked (bounded memory), sharded over JAX devices, with progress.
+"""Many explanations at once: chunked (bounded memory), sharded over JAX devices and over
+processes (``jax.distributed``), with progress.
 
 :func:`explain_batch` is to an explanation what Captum's ``internal_batch_size`` is to an
 attribution call: the inputs are split into chunks of ``internal_batch_size`` rows, each chunk
@@ -7,12 +8,39 @@ same shape: the last one is padded by repeating its final row and the padding is
 the results are copied to host memory chunk by chunk. Device memory therefore depends on the
 chunk size, not on the number of inputs.
 
+**Devices executed through host callbacks** (lightning.*, qiskit.aer, hardware): the compiled
+program builds the explanation's plan once, for the abstract row, and executes its tapes with
+:func:`run_tapes_in_one_callback`: one host callback per chunk, in which every row's tapes go to
+the device in **one** :func:`~pennylane_xqml.engine.execution.execute_batch` call (one job per
+chunk on hardware), instead of PennyLane's one callback and one ``qml.execute`` per row. The
+processing of the results stays compiled and vectorised. A preparation step
+(``explainer.needs_preparation``) and simulator requests (the ``"adjoint"``/``"backprop"``
+rules) run as in a call of the explainer, through PennyLane's own callbacks, row by row.
+
 With more than one JAX device (several GPUs, or CPU devices from
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) each chunk is split over the devices
 with :func:`jax.shard_map` on a one-axis :class:`jax.sharding.Mesh`: every device explains its
-slice of the rows with the same program, so the results equal the unsharded run's. On several
-hosts (after :func:`jax.distributed.initialize`) give each process its own rows and
-``devices=jax.local_devices()``; the processes do not need to communicate.
+slice of the rows with the same program, so the results equal the unsharded run's. Only
+default.qubit (simulated inside XLA) is sharded over devices: a callback device is one Python
+object per process, which concurrent shards would share.
+
+**Several processes or hosts** (:func:`jax.distributed`): when ``jax.process_count() > 1``,
+every process calls :func:`explain_batch` with the *same* arguments (checked: they are hashed
+and compared across processes). Each process explains one contiguous block of
+``ceil(n_rows / process_count)`` rows on its own local devices (and its own device object,
+so lightning.qubit or qiskit.aer scale out across processes), and the blocks are gathered with
+:func:`jax.experimental.multihost_utils.process_allgather`: **every process** returns all the
+rows, in order, equal to a single process's results. The recipe, one command per host::
+
+    # host i of N (the coordinator is host 0, reachable at HOST0:PORT)
+    import jax
+    jax.distributed.initialize(coordinator_address="HOST0:PORT", num_processes=N,
+                               process_id=i)   # CPU collectives: gloo, JAX's default
+    import pennylane_xqml as xqml
+    attributions = xqml.explain_batch(explained, X, weights)   # the same X on every host
+
+(On one machine, ``127.0.0.1`` and a free port; ``tests/test_distributed.py`` runs two
+processes so and compares them with one.)
 
 The compiled program is kept for the next call with the same explainer, keyword options, argument
 count and devices (the :data:`COMPILED_CACHE_SIZE` most recent ones), so explaining more rows
@@ -299,10 +327,12 @@ def explain_batch(
             explained QNode's own ``argnums`` (its input), else 0.
         internal_batch_size (int): rows per compiled call (rounded up to a multiple of the
             number of devices). Memory grows with it, not with the number of rows.
-        devices: ``None`` (every device of JAX's default backend), a number of them, or a list
-            of :class:`jax.Device`. With more than one, each chunk is split over them. Only
-            models on default.qubit (simulated inside XLA) are sharded; other devices run
-            through host callbacks on one device object and use one JAX device.
+        devices: ``None`` (every local device of JAX's default backend), a number of them, or a
+            list of this process's :class:`jax.Device`. With more than one, each chunk is split
+            over them. Only models on default.qubit (simulated inside XLA) are sharded; other
+            devices run through host callbacks on one device object and use one JAX device per
+            process (one device execution per chunk). Under :func:`jax.distributed` the rows
+            are split between the processes and every process gets all the results.
         progress (bool): show a ``tqdm`` progress bar counting explained rows.
         **kwargs: keyword arguments of the explainer (shared by every row).
 
