@@ -107,14 +107,14 @@ def main():
     per_new, per_old = t_new / args.rows, t_old / args.old_rows
     print(f"\nlightning.qubit, {args.rows} rows, chunks of {chunk}, one tape per row "
           f"(max |new - old| = {np.abs(new[: args.old_rows] - old).max():.1e})")  # fmt: skip
-    print(f"{'run':<52}{'ms per row/tape':>16}{'vs qml.execute':>16}")
+    print(f"{'run':<62}{'ms per row/tape':>16}{'vs qml.execute':>16}")
     for name, seconds in [
         ("explain_batch, one execution per chunk (new)", per_new),
         (f"jit(vmap(explainer)), one callback per row (old, {args.old_rows} rows)", per_old),
         ("qml.execute, 200 NumPy tapes of the explanation", t_tapes),
         ("qml.execute, 200 NumPy tapes of the model", t_model),
     ]:
-        print(f"{name:<52}{1e3 * seconds:>16.3f}{seconds / t_tapes:>15.2f}x")
+        print(f"{name:<62}{1e3 * seconds:>16.3f}{seconds / t_tapes:>15.2f}x")
     print(f"goal: new / qml.execute per tape <= 2; measured {per_new / t_tapes:.2f}")
 
     # -- default.qubit: repeated explain_batch vs direct jit(vmap) -------------------------------
