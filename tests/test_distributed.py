@@ -52,6 +52,11 @@ WORKER = textwrap.dedent(
             values, deltas = xqml.explain_batch(explainer, X, w, internal_batch_size=2)
         results[name + " values"], results[name + " deltas"] = values, deltas
         results[name + " rows run"] = tracker.totals.get("executions", 0)  # callbacks only
+    if jax.process_count() > 1:  # rows that differ between the processes are refused by all
+        try:
+            xqml.explain_batch(explainer, X + jax.process_index(), w)
+        except ValueError as error:
+            results["refused"] = str(error)
     np.savez(out, **results)
     """
 )
@@ -118,6 +123,7 @@ def test_two_processes_equal_one_process(tmp_path):
                 np.testing.assert_allclose(run[key], single[key], rtol=0, atol=1e-12)
             # completeness: the attributions of each output sum to f(x) - f(0)
             np.testing.assert_allclose(run[f"{name} deltas"], 0.0, atol=1e-10)
+        assert "same arguments on every process" in str(run["refused"])
         # each process executed only its share: 4 rows (3 + 1 padding row) of the 7, where
         # the single process ran 8 (7 + 1 padding row of its last chunk of 2)
         tapes_run = int(run["lightning.qubit rows run"])
