@@ -398,8 +398,9 @@ def _check_same_arguments_on_every_process(args, argnums):
     digest = hashlib.sha256()
     for leaf in jax.tree_util.tree_leaves(args):
         value = np.asarray(qml.math.unwrap(leaf))
-        if value.dtype.kind not in "biufc":  # not an array of numbers: its text
-            digest.update(repr(leaf).encode())
+        if value.dtype.kind not in "biufc":  # text, or an object (whose repr holds an address)
+            text = leaf if isinstance(leaf, str) else type(leaf).__qualname__
+            digest.update(text.encode())
             continue
         digest.update(f"{value.dtype.str}{value.shape}".encode())
         digest.update(np.ascontiguousarray(value).tobytes())
