@@ -304,6 +304,8 @@ def lightning_angle_model(method, device="lightning.qubit", **options):
         # the adjoint rule is a simulator request (JAX autodiff through lightning): it runs
         # as in a call of the explainer, next to the chunk's one execution of the forward tapes
         lightning_angle_model(xqml.integrated_gradients, n_steps=4, return_convergence_delta=True),
+        # a plan of simulator requests only: no tapes, no callback
+        lightning_angle_model(xqml.saliency, abs=False),
         # a preparation step (the Newton root search) runs as in a call, before the plan;
         # slow: in float32 the per-row reference alone takes over a minute (7 s in x64)
         pytest.param(
@@ -321,7 +323,7 @@ def lightning_angle_model(method, device="lightning.qubit", **options):
         # a mixed-state simulator (it ran inside XLA by backprop before; now one callback)
         lightning_angle_model(xqml.feature_ablation, device="default.mixed", baselines=0.1),
     ],
-    ids=["shifts", "simulator-request", "preparation", "states", "default.mixed"],
+    ids=["shifts", "simulator-request", "no-tapes", "preparation", "states", "default.mixed"],
 )
 def test_callback_path_equals_per_row_path(explained):
     inputs, shared = (X_ANGLE[:5], (0.3,)) if explained.options.argnums == 1 else (X_AMP[:5], ())

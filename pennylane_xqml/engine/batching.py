@@ -238,6 +238,8 @@ def run_tapes_in_one_callback(tapes, device):
 
     The results are not differentiable (:func:`explain_batch` returns NumPy arrays).
     """
+    if not tapes:  # a plan of simulator requests only
+        return ()
     params = [tape.get_parameters(trainable_only=False) for tape in tapes]
     counts = [len(ps) for ps in params]
     flat = [p for ps in params for p in ps]
