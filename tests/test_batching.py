@@ -260,17 +260,27 @@ def assert_same_as_per_row(got, want, scale=None):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
 
 
-def test_callback_device_runs_one_execution_per_chunk_and_equals_per_row_path():
+def test_callback_device_runs_one_execution_per_chunk_and_equals_per_row_path(monkeypatch):
     # 4 wires for a 3-qubit model: the Hadamard tests' ancilla is a spare wire of the QNode's
     # own device, so its tracker sees every execution
     explained = amplitude_model("lightning.qubit", wires=4, gradient="hadamard_all")
     device = explained.qnode.device
+    plans_built = []
+    build_plan = explained.prepared_plan
+    monkeypatch.setattr(
+        explained, "prepared_plan", lambda *a, **k: plans_built.append(1) or build_plan(*a, **k)
+    )
     rows = X_AMP[:7]
     with qml.Tracker(device) as tracker:
         values, deltas = xqml.explain_batch(explained, rows, WEIGHTS, internal_batch_size=4)
     assert tracker.totals["batches"] == 2  # 7 rows in chunks of 4: one execute per chunk
     n_tapes = len(explained.plan(rows[0], WEIGHTS).tapes)
     assert tracker.totals["executions"] == 8 * n_tapes  # the padded last chunk runs 4 rows
+    # again, other rows and weights: the compiled program (and its tapes) is reused, and the
+    # results are the new rows', not stale ones
+    again, _ = xqml.explain_batch(explained, rows[::-1], 0.5 * WEIGHTS, internal_batch_size=4)
+    assert len(plans_built) == 1  # the plan was built once, for the abstract row
+    assert_close(again, per_row_path(explained, rows[::-1], 0.5 * WEIGHTS)[0], atol64=1e-12)
     with qml.Tracker(device) as tracker:
         expected, expected_deltas = per_row_path(explained, rows, WEIGHTS)
     assert tracker.totals["batches"] == 7  # the per-row path: one execute per row
