@@ -12,12 +12,13 @@ import pennylane as qml
 import pytest
 
 import pennylane_xqml as xqml
+from conftest import quadratic_form
 from pennylane_xqml.engine.batching import clear_compiled_cache
 from pennylane_xqml.testing import assert_close
 
 
-def amplitude_model(device="default.qubit", **options):
-    dev = qml.device(device, wires=3)
+def amplitude_model(device="default.qubit", wires=3, **options):
+    dev = qml.device(device, wires=wires)
 
     @qml.qnode(dev, interface="jax")
     def model(x, w):
@@ -232,3 +233,146 @@ def test_repeated_calls_reuse_the_compiled_program_and_stay_right():
     assert len(traces) == 3
     assert_close(one, X)
     assert_close(two, 5 * X)
+
+
+# ---------------------------------------------------------------------------------------------
+# devices executed through host callbacks: one device execution per chunk of rows
+# ---------------------------------------------------------------------------------------------
+
+
+def per_row_path(explained, inputs, *rest, argnums=0):
+    """The path every row took before (and default.qubit still takes): ``jit(vmap(explainer))``,
+    where PennyLane runs one host callback, and one device execution, per row."""
+    in_axes = tuple(0 if i == argnums else None for i in range(len(rest) + 1))
+    args = rest[:argnums] + (jnp.asarray(inputs),) + rest[argnums:]
+    return jax.tree_util.tree_map(np.asarray, jax.jit(jax.vmap(explained, in_axes=in_axes))(*args))
+
+
+def assert_same_as_per_row(got, want, scale=None):
+    """The acceptance bound against the per-row path: 1e-12 in float64; in float32 1e-5
+    relative (to each value, or to ``scale``, by default the largest value, near 0: a
+    completeness gap is a difference of values of order ``scale``)."""
+    assert got.shape == want.shape and got.dtype == want.dtype
+    if got.dtype.itemsize * (2 if got.dtype.kind == "f" else 1) >= 16:  # float64, complex128
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    else:
+        scale = np.max(np.abs(want)) if scale is None else scale
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_callback_device_runs_one_execution_per_chunk_and_equals_per_row_path(monkeypatch):
+    # 4 wires for a 3-qubit model: the Hadamard tests' ancilla is a spare wire of the QNode's
+    # own device, so its tracker sees every execution
+    explained = amplitude_model("lightning.qubit", wires=4, gradient="hadamard_all")
+    device = explained.qnode.device
+    plans_built = []
+    build_plan = explained.prepared_plan
+    monkeypatch.setattr(
+        explained, "prepared_plan", lambda *a, **k: plans_built.append(1) or build_plan(*a, **k)
+    )
+    rows = X_AMP[:7]
+    with qml.Tracker(device) as tracker:
+        values, deltas = xqml.explain_batch(explained, rows, WEIGHTS, internal_batch_size=4)
+    assert tracker.totals["batches"] == 2  # 7 rows in chunks of 4: one execute per chunk
+    n_tapes = len(explained.plan(rows[0], WEIGHTS).tapes)
+    assert tracker.totals["executions"] == 8 * n_tapes  # the padded last chunk runs 4 rows
+    # again, other rows and weights: the compiled program (and its tapes) is reused, and the
+    # results are the new rows', not stale ones
+    again, _ = xqml.explain_batch(explained, rows[::-1], 0.5 * WEIGHTS, internal_batch_size=4)
+    assert len(plans_built) == 1  # the plan was built once, for the abstract row
+    assert_close(again, per_row_path(explained, rows[::-1], 0.5 * WEIGHTS)[0], atol64=1e-12)
+    with qml.Tracker(device) as tracker:
+        expected, expected_deltas = per_row_path(explained, rows, WEIGHTS)
+    assert tracker.totals["batches"] == 7  # the per-row path: one execute per row
+    assert_same_as_per_row(values, expected)
+    assert_same_as_per_row(deltas, expected_deltas, scale=np.max(np.abs(expected)))
+    # independent: exact IG of a quadratic form, a ⊙ Re(M a) with M = U† O U (zero baseline)
+    units = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    for k, observable in enumerate([qml.Z(0) @ qml.Z(2), qml.X(1)]):
+        m = quadratic_form(np.asarray(WEIGHTS), 3, observable).real
+        assert_close(values[:, k], units * (units @ m.T), atol64=1e-10)
+
+
+def lightning_angle_model(method, device="lightning.qubit", **options):
+    dev = qml.device(device, wires=2)
+
+    @qml.qnode(dev, interface="jax")
+    def model(w, x):
+        qml.AngleEmbedding(x, wires=range(2))
+        qml.CNOT(wires=[0, 1])
+        qml.RY(w, wires=1)
+        return qml.expval(qml.Z(1)), qml.expval(qml.X(0) @ qml.Z(1))
+
+    return method(model, argnums=1, **options)
+
+
+@pytest.mark.parametrize(
+    "explained",
+    [
+        # several tapes per row (shifts), two outputs
+        lightning_angle_model(xqml.saliency, abs=False, gradient="parameter-shift"),
+        # the adjoint rule is a simulator request (JAX autodiff through lightning): it runs
+        # as in a call of the explainer, next to the chunk's one execution of the forward tapes
+        lightning_angle_model(xqml.integrated_gradients, n_steps=4, return_convergence_delta=True),
+        # a plan of simulator requests only: no tapes, no callback
+        lightning_angle_model(xqml.saliency, abs=False),
+        # a preparation step (the Newton root search) runs as in a call, before the plan;
+        # slow: in float32 the per-row reference alone takes over a minute (7 s in x64)
+        pytest.param(
+            lightning_angle_model(
+                xqml.taylor_fourier,
+                target=0,
+                gradient="parameter-shift",
+                root_steps=6,
+                root_tol=1.0,
+            ),
+            marks=pytest.mark.slow,
+        ),
+        # state-returning tapes (amplitude inputs, the "adjoint" rule of "auto")
+        amplitude_model("lightning.qubit"),
+        # a mixed-state simulator (it ran inside XLA by backprop before; now one callback)
+        lightning_angle_model(xqml.feature_ablation, device="default.mixed", baselines=0.1),
+    ],
+    ids=["shifts", "simulator-request", "no-tapes", "preparation", "states", "default.mixed"],
+)
+def test_callback_path_equals_per_row_path(explained):
+    inputs, shared = (X_ANGLE[:5], (0.3,)) if explained.options.argnums == 1 else (X_AMP[:5], ())
+    args = shared + (inputs,) if shared else (inputs, WEIGHTS)
+    argnums = explained.options.argnums
+    values = xqml.explain_batch(explained, *args, internal_batch_size=3)
+    rest = args[:argnums] + args[argnums + 1 :]
+    expected = per_row_path(explained, inputs, *rest, argnums=argnums)
+    scale = np.max(np.abs(jax.tree_util.tree_leaves(expected)[0]))
+    for got, want in zip(jax.tree_util.tree_leaves(values), jax.tree_util.tree_leaves(expected)):
+        assert np.all(np.isfinite(got))
+        assert_same_as_per_row(got, want, scale)
+
+
+def test_callback_path_saliency_equals_autodiff():
+    explained = lightning_angle_model(xqml.saliency, abs=False, gradient="parameter-shift")
+    values = xqml.explain_batch(explained, 0.3, X_ANGLE, internal_batch_size=4)
+    # independent: JAX autodiff of the same circuit on default.qubit
+    model = qml.QNode(explained.qnode.func, qml.device("default.qubit", wires=2), interface="jax")
+    jacobian = jax.jit(jax.vmap(jax.jacobian(model, argnums=1), in_axes=(None, 0)))
+    expected = np.stack(jacobian(0.3, jnp.asarray(X_ANGLE)), axis=1)
+    assert_close(values, expected, rtol64=1e-7, atol64=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.qiskit
+def test_callback_path_with_shots_on_qiskit_aer():
+    # an angle model: amplitude embeddings of float32 rows do not pass qiskit's norm check (1e-10)
+    pytest.importorskip("pennylane_qiskit")
+    dev = qml.device("qiskit.aer", wires=2, seed=5)
+    explained = lightning_angle_model(
+        xqml.saliency, abs=False, gradient="parameter-shift", return_stderr=True
+    )
+    explained = qml.set_shots(explained.update(device=dev), shots=20_000)
+    with qml.Tracker(dev) as tracker:
+        values, stderr = xqml.explain_batch(explained, 0.3, X_ANGLE[:4], internal_batch_size=4)
+    assert tracker.totals["batches"] == 1  # the whole chunk is one job
+    model = qml.QNode(explained.qnode.func, qml.device("default.qubit", wires=2), interface="jax")
+    for x, v, s in zip(X_ANGLE[:4], values, stderr):  # independent: autodiff, analytic
+        exact = jnp.stack(jax.jacobian(model, argnums=1)(0.3, jnp.asarray(x)))
+        assert np.all(s > 0)
+        assert np.all(np.abs(v - exact) < 4 * s)

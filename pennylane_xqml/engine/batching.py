@@ -1,4 +1,5 @@
-"""Many explanations at once: chunked (bounded memory), sharded over JAX devices, with progress.
+"""Many explanations at once: chunked (bounded memory), sharded over JAX devices and over
+processes (``jax.distributed``), with progress.
 
 :func:`explain_batch` is to an explanation what Captum's ``internal_batch_size`` is to an
 attribution call: the inputs are split into chunks of ``internal_batch_size`` rows, each chunk
@@ -7,12 +8,39 @@ same shape: the last one is padded by repeating its final row and the padding is
 the results are copied to host memory chunk by chunk. Device memory therefore depends on the
 chunk size, not on the number of inputs.
 
+**Devices executed through host callbacks** (lightning.*, qiskit.aer, hardware): the compiled
+program builds the explanation's plan once, for the abstract row, and executes its tapes with
+:func:`run_tapes_in_one_callback`: one host callback per chunk, in which every row's tapes go to
+the device in **one** :func:`~pennylane_xqml.engine.execution.execute_batch` call (one job per
+chunk on hardware), instead of PennyLane's one callback and one ``qml.execute`` per row. The
+processing of the results stays compiled and vectorised. A preparation step
+(``explainer.needs_preparation``) and simulator requests (the ``"adjoint"``/``"backprop"``
+rules) run as in a call of the explainer, through PennyLane's own callbacks, row by row.
+
 With more than one JAX device (several GPUs, or CPU devices from
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N``) each chunk is split over the devices
 with :func:`jax.shard_map` on a one-axis :class:`jax.sharding.Mesh`: every device explains its
-slice of the rows with the same program, so the results equal the unsharded run's. On several
-hosts (after :func:`jax.distributed.initialize`) give each process its own rows and
-``devices=jax.local_devices()``; the processes do not need to communicate.
+slice of the rows with the same program, so the results equal the unsharded run's. Only
+default.qubit (simulated inside XLA) is sharded over devices: a callback device is one Python
+object per process, which concurrent shards would share.
+
+**Several processes or hosts** (:func:`jax.distributed`): when ``jax.process_count() > 1``,
+every process calls :func:`explain_batch` with the *same* arguments (checked: they are hashed
+and compared across processes). Each process explains one contiguous block of
+``ceil(n_rows / process_count)`` rows on its own local devices (and its own device object,
+so lightning.qubit or qiskit.aer scale out across processes), and the blocks are gathered with
+:func:`jax.experimental.multihost_utils.process_allgather`: **every process** returns all the
+rows, in order, equal to a single process's results. The recipe, one command per host::
+
+    # host i of N (the coordinator is host 0, reachable at HOST0:PORT)
+    import jax
+    jax.distributed.initialize(coordinator_address="HOST0:PORT", num_processes=N,
+                               process_id=i)   # CPU collectives: gloo, JAX's default
+    import pennylane_xqml as xqml
+    attributions = xqml.explain_batch(explained, X, weights)   # the same X on every host
+
+(On one machine, ``127.0.0.1`` and a free port; ``tests/test_distributed.py`` runs two
+processes so and compares them with one.)
 
 The compiled program is kept for the next call with the same explainer, keyword options, argument
 count and devices (the :data:`COMPILED_CACHE_SIZE` most recent ones), so explaining more rows
@@ -22,6 +50,7 @@ later, or the same rows with new weights, does not compile again;
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import math
 from collections import OrderedDict
@@ -30,9 +59,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pennylane as qml
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, PartitionSpec
 
 from .core import ModelCall
+from .execution import execute_batch
+from .plan import execute_plan
 from .transform import ExplainedQNode
 from .validation import check_positive_int, is_int
 
@@ -54,7 +86,7 @@ def _resolve_devices(devices, explainer):
     with lightning.qubit), so they get one JAX device: by default, and as an error if more are
     asked for.
     """
-    available = jax.devices()
+    available = jax.local_devices()  # this process's (all of them without jax.distributed)
     if not _simulated_in_xla(explainer):
         if devices is None:
             return available[:1]
@@ -77,6 +109,11 @@ def _resolve_devices(devices, explainer):
     devices = list(devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
         raise ValueError("devices must be None, a device count, or a non-empty list of jax.Device.")
+    if any(d.process_index != jax.process_index() for d in devices):
+        raise ValueError(
+            "devices must belong to this process (jax.local_devices()): under jax.distributed "
+            "explain_batch splits the rows between the processes itself."
+        )
     return devices
 
 
@@ -160,13 +197,105 @@ def clear_compiled_cache():
     _COMPILED_CACHE.clear()
 
 
+def _result_struct(tape, device):
+    """The shapes and dtypes of ``tape``'s results as :func:`qml.execute` returns them (one
+    array, or a tuple of them for several measurements), for :func:`jax.pure_callback`."""
+    n_wires = len(device.wires) if device.wires else len(tape.wires)
+    shots = tape.shots.total_shots
+
+    def struct(mp):
+        shape = mp.shape(shots=shots, num_device_wires=n_wires)
+        if tape.batch_size:
+            shape = (tape.batch_size, *shape)
+        return jax.ShapeDtypeStruct(shape, jax.dtypes.canonicalize_dtype(mp.numeric_type))
+
+    structs = tuple(struct(mp) for mp in tape.measurements)
+    return structs[0] if len(structs) == 1 else structs
+
+
+def run_tapes_in_one_callback(tapes, device):
+    """Execute ``tapes`` (traced under ``jax.jit(jax.vmap(...))``) with one host callback per
+    chunk of rows, not one per row: the ``run_tapes`` that :func:`explain_batch` gives
+    :func:`~.plan.execute_plan` on devices executed through host callbacks.
+
+    PennyLane's ``jax-jit`` interface maps a device without native parameter broadcasting
+    (lightning.*, qiskit.aer, hardware) over ``jax.vmap`` with
+    ``jax.pure_callback(..., vmap_method="sequential")``: one callback, one ``qml.execute`` and
+    one device job per row. Here the callback is vectorised (``vmap_method="broadcast_all"``):
+    it receives the gate parameters of every row of the chunk at once, binds each row's to the
+    plan's tapes and executes all of them in **one**
+    :func:`~pennylane_xqml.engine.execution.execute_batch` call (so tapes that differ only in
+    their parameters can be merged into broadcast tapes there).
+
+    Why rebinding parameters is exact: the plan is built once, from the abstract row the
+    vmapped trace sees, and the structure of every tape (gates, wires, measurements, shots) is
+    fixed by that trace. The input's path into the circuit is traced as a function
+    (:class:`~.core.ModelCall`), so a tape's structure never depends on the input's value, only
+    its parameters do, and those are the traced values XLA computes for each row. The callback
+    puts exactly those parameters into copies of the same tapes, which is what PennyLane's own
+    callback does row by row. The processing of the results stays in the compiled program,
+    vectorised over the rows.
+
+    The results are not differentiable (:func:`explain_batch` returns NumPy arrays).
+    """
+    if not tapes:  # a plan of simulator requests only
+        return ()
+    params = [tape.get_parameters(trainable_only=False) for tape in tapes]
+    counts = [len(ps) for ps in params]
+    flat = [p for ps in params for p in ps]
+    ndims = [len(qml.math.shape(p)) for p in flat]
+    structs = tuple(_result_struct(tape, device) for tape in tapes)
+    leaf_structs, tree = jax.tree_util.tree_flatten(structs)
+
+    def host(*values):
+        values = [np.asarray(v) for v in values]
+        batch = values[0].shape[: values[0].ndim - ndims[0]] if values else ()
+        n_rows = math.prod(batch)
+        values = [v.reshape((n_rows, *v.shape[len(batch) :])) for v in values]
+        run = []
+        for row in range(n_rows):
+            start = 0
+            for tape, count in zip(tapes, counts):
+                row_params = [v[row] for v in values[start : start + count]]
+                run.append(tape.bind_new_parameters(row_params, list(range(count))))
+                start += count
+        results = execute_batch(run, device, diff_method=None) if n_rows else ()
+        per_row = [
+            jax.tree_util.tree_leaves(tuple(results[r * len(tapes) : (r + 1) * len(tapes)]))
+            for r in range(n_rows)
+        ]
+        leaves = [
+            np.stack([np.asarray(row[i], s.dtype) for row in per_row]).reshape(batch + s.shape)
+            if n_rows
+            else np.zeros(batch + s.shape, s.dtype)
+            for i, s in enumerate(leaf_structs)
+        ]
+        return jax.tree_util.tree_unflatten(tree, leaves)
+
+    return jax.pure_callback(host, structs, *flat, vmap_method="broadcast_all")
+
+
 def _compiled(explainer, n_args, argnums, kwargs, devices):
-    """``jit(vmap(explainer))`` over the batched argument, split over ``devices`` if several."""
+    """``jit(vmap(explainer))`` over the batched argument, split over ``devices`` if several.
+
+    On devices executed through host callbacks, the explainer's plan is executed with
+    :func:`run_tapes_in_one_callback` (one device execution per chunk); its preparation step
+    and simulator requests, if any, run as in a call of the explainer."""
+    if _simulated_in_xla(explainer):
+
+        def explain_one(*a):
+            return explainer(*a, **kwargs)
+
+    else:
+
+        def explain_one(*a):
+            plan = explainer.prepared_plan(*a, **kwargs)
+            return execute_plan(plan, run_tapes_in_one_callback)
 
     def explain_rows(rows, *rest):
         call_args = rest[:argnums] + (rows,) + rest[argnums:]
         in_axes = tuple(0 if i == argnums else None for i in range(n_args))
-        return jax.vmap(lambda *a: explainer(*a, **kwargs), in_axes=in_axes)(*call_args)
+        return jax.vmap(explain_one, in_axes=in_axes)(*call_args)
 
     if len(devices) == 1:
         return jax.jit(explain_rows)
@@ -200,10 +329,12 @@ def explain_batch(
             explained QNode's own ``argnums`` (its input), else 0.
         internal_batch_size (int): rows per compiled call (rounded up to a multiple of the
             number of devices). Memory grows with it, not with the number of rows.
-        devices: ``None`` (every device of JAX's default backend), a number of them, or a list
-            of :class:`jax.Device`. With more than one, each chunk is split over them. Only
-            models on default.qubit (simulated inside XLA) are sharded; other devices run
-            through host callbacks on one device object and use one JAX device.
+        devices: ``None`` (every local device of JAX's default backend), a number of them, or a
+            list of this process's :class:`jax.Device`. With more than one, each chunk is split
+            over them. Only models on default.qubit (simulated inside XLA) are sharded; other
+            devices run through host callbacks on one device object and use one JAX device per
+            process (one device execution per chunk). Under :func:`jax.distributed` the rows
+            are split between the processes and every process gets all the results.
         progress (bool): show a ``tqdm`` progress bar counting explained rows.
         **kwargs: keyword arguments of the explainer (shared by every row).
 
@@ -240,14 +371,55 @@ def explain_batch(
     if not callable(explainer):
         raise TypeError(f"explainer must be callable, got {type(explainer).__name__}.")
     devices = _resolve_devices(devices, explainer)
+    if jax.process_count() > 1:
+        _check_same_arguments_on_every_process(args, argnums)
     inputs = _validated_inputs(explainer, args, argnums, kwargs)
     argnums %= len(args)
     rest = args[:argnums] + args[argnums + 1 :]
+    explain_rows = _cached_compiled(explainer, len(args), argnums, kwargs, devices)
+    n_rows, n_processes = len(inputs), jax.process_count()
+    if n_processes == 1:
+        return _explain_rows_here(
+            explain_rows, inputs, rest, devices, internal_batch_size, progress
+        )
+    # this process's share: a contiguous block of rows, padded (with the last row) so every
+    # process runs the same number of rows and the gathered blocks line up
+    share = math.ceil(n_rows / n_processes)
+    mine = inputs[jax.process_index() * share :][:share]
+    n_mine = len(mine)
+    filler = mine[-1:] if n_mine else inputs[-1:]
+    mine = np.concatenate([mine, np.repeat(filler, share - n_mine, axis=0)])
+    local = _explain_rows_here(explain_rows, mine, rest, devices, internal_batch_size, progress)
+    gathered = multihost_utils.process_allgather(local, tiled=True)
+    return jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[:n_rows], gathered)
 
+
+def _check_same_arguments_on_every_process(args, argnums):
+    """Refuse, on every process alike, arguments that differ between the processes of a
+    ``jax.distributed`` run (each process explains its share of *the same* rows)."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(args):
+        value = np.asarray(qml.math.unwrap(leaf))
+        if value.dtype.kind not in "biufc":  # text, or an object (whose repr holds an address)
+            text = leaf if isinstance(leaf, str) else type(leaf).__qualname__
+            digest.update(text.encode())
+            continue
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    mine = np.frombuffer(digest.digest()[:8], dtype=np.uint8).astype(np.int32)
+    everyone = np.asarray(multihost_utils.process_allgather(mine))
+    if not (everyone == everyone[0]).all():
+        raise ValueError(
+            "explain_batch under jax.distributed needs the same arguments on every process (it "
+            "splits the rows of the batched argument, argnums="
+            f"{argnums}, between the {jax.process_count()} processes), but they differ."
+        )
+
+
+def _explain_rows_here(explain_rows, inputs, rest, devices, internal_batch_size, progress):
+    """Every row of ``inputs`` explained in this process, chunk by chunk, as NumPy arrays."""
     n_rows, n_devices = len(inputs), len(devices)
     chunk = n_devices * math.ceil(min(internal_batch_size, n_rows) / n_devices)
-    explain_rows = _cached_compiled(explainer, len(args), argnums, kwargs, devices)
-
     outputs = None
     from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel  (import time)
 
