@@ -213,6 +213,48 @@ def _result_struct(tape, device):
     return structs[0] if len(structs) == 1 else structs
 
 
+def _rows_of_results(tapes, counts, values, n_rows, device):
+    """Every row's results (flat leaves) of ``tapes`` with the rows' parameters ``values``
+    (each ``(n_rows, ...)``), from one :func:`execute_batch` call. A tape becomes one
+    parameter-broadcast tape of the ``n_rows`` rows when its operations accept it (the device
+    expands it if it does not broadcast natively), else one tape per row."""
+    if not n_rows:
+        return []
+    run, layout, start = [], [], 0
+    for tape, count in zip(tapes, counts):
+        columns = values[start : start + count]
+        start += count
+        broadcast = None
+        if count and n_rows > 1:
+            try:
+                broadcast = tape.bind_new_parameters(columns, list(range(count)))
+            except (ValueError, TypeError, IndexError):
+                broadcast = None
+            if broadcast is not None and broadcast.batch_size != n_rows:
+                broadcast = None
+        if broadcast is not None:
+            layout.append((len(run), True, len(tape.measurements)))
+            run.append(broadcast)
+        else:
+            layout.append((len(run), False, len(tape.measurements)))
+            for row in range(n_rows):
+                row_params = [v[row] for v in columns]
+                run.append(tape.bind_new_parameters(row_params, list(range(count))))
+    results = execute_batch(run, device, diff_method=None)
+
+    def result_of(t, row):
+        index, broadcast, n_measurements = layout[t]
+        if not broadcast:
+            return results[index + row]
+        result = results[index]
+        return result[row] if n_measurements == 1 else tuple(m[row] for m in result)
+
+    return [
+        jax.tree_util.tree_leaves(tuple(result_of(t, r) for t in range(len(tapes))))
+        for r in range(n_rows)
+    ]
+
+
 def run_tapes_in_one_callback(tapes, device):
     """Execute ``tapes`` (traced under ``jax.jit(jax.vmap(...))``) with one host callback per
     chunk of rows, not one per row: the ``run_tapes`` that :func:`explain_batch` gives
@@ -233,8 +275,10 @@ def run_tapes_in_one_callback(tapes, device):
     (:class:`~.core.ModelCall`), so a tape's structure never depends on the input's value, only
     its parameters do, and those are the traced values XLA computes for each row. The callback
     puts exactly those parameters into copies of the same tapes, which is what PennyLane's own
-    callback does row by row. The processing of the results stays in the compiled program,
-    vectorised over the rows.
+    callback does row by row. Where the operations accept it, each tape of the plan runs as one
+    parameter-broadcast tape of all the rows (the device expands it if it does not broadcast
+    natively), which saves building a tape per row. The processing of the results stays in the
+    compiled program, vectorised over the rows.
 
     The results are not differentiable (:func:`explain_batch` returns NumPy arrays).
     """
@@ -252,18 +296,7 @@ def run_tapes_in_one_callback(tapes, device):
         batch = values[0].shape[: values[0].ndim - ndims[0]] if values else ()
         n_rows = math.prod(batch)
         values = [v.reshape((n_rows, *v.shape[len(batch) :])) for v in values]
-        run = []
-        for row in range(n_rows):
-            start = 0
-            for tape, count in zip(tapes, counts):
-                row_params = [v[row] for v in values[start : start + count]]
-                run.append(tape.bind_new_parameters(row_params, list(range(count))))
-                start += count
-        results = execute_batch(run, device, diff_method=None) if n_rows else ()
-        per_row = [
-            jax.tree_util.tree_leaves(tuple(results[r * len(tapes) : (r + 1) * len(tapes)]))
-            for r in range(n_rows)
-        ]
+        per_row = _rows_of_results(tapes, counts, values, n_rows, device)
         leaves = [
             np.stack([np.asarray(row[i], s.dtype) for row in per_row]).reshape(batch + s.shape)
             if n_rows
