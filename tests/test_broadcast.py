@@ -34,6 +34,8 @@ ANGLE_METHODS = {
     "kernel_shap": {"baselines": 0.3, "n_samples": 12, "seed": 3},
     "lime": {"n_samples": 10, "seed": 4},
     "taylor_fourier": {"gradient": "parameter-shift", "root": np.zeros(N)},
+    "input_x_gradient": {"gradient": "parameter-shift"},
+    "qlrp": {"gradient": "parameter-shift"},
 }
 AMPLITUDE_METHODS = {
     "integrated_gradients": {"gradient": "hadamard_all", "method": "riemann_middle", "n_steps": 3},
@@ -117,6 +119,18 @@ def test_amplitude_methods_equal_the_per_tape_path(name, device_name):
     options = AMPLITUDE_METHODS[name]
     merged = getattr(xqml, name)(model, **options)
     separate = getattr(xqml, name)(model, **options, broadcast=False)
+    _close(merged(x, w), separate(x, w))
+
+
+def test_root_search_equals_the_per_tape_path():
+    """Taylor-Fourier's root search runs its Newton steps as plans too (merged the same way)."""
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0.1, 1.0, N)
+    w = rng.normal(size=qml.StronglyEntanglingLayers.shape(1, N))
+    model = angle_model(_device("default.qubit", N))
+    options = {"gradient": "parameter-shift"}  # root=None: the root search
+    merged = xqml.taylor_fourier(model, **options)
+    separate = xqml.taylor_fourier(model, **options, broadcast=False)
     _close(merged(x, w), separate(x, w))
 
 
