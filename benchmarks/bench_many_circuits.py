@@ -263,7 +263,9 @@ def bench_repeat(args, results):
         t_direct = median_time(lambda: direct(rows, w), repeats=5)  # noqa: B023
         xqml.explain_batch(explainer, rows, w)  # first call: compiles
         t_repeat = median_time(lambda: xqml.explain_batch(explainer, rows, w), repeats=5)  # noqa: B023
-        error = float(np.max(np.abs(np.asarray(xqml.explain_batch(explainer, rows, w)) - reference)))
+        error = float(
+            np.max(np.abs(np.asarray(xqml.explain_batch(explainer, rows, w)) - reference))
+        )
         results.append(
             row(
                 "explain_batch repeat",
@@ -284,7 +286,9 @@ def bench_parameter_shift(args, results):
 
     qnode, weights = angle_model("auto")
     x = np.random.default_rng(2).uniform(0, np.pi, N_FEATURES)
-    forward = median_time(lambda: qnode(x, weights), repeats=args.forward_repeats, min_time=args.min_time)
+    forward = median_time(
+        lambda: qnode(x, weights), repeats=args.forward_repeats, min_time=args.min_time
+    )
     reference = None
     for label, options in variants(xqml.integrated_gradients):
         explained = xqml.integrated_gradients(
