@@ -19,6 +19,12 @@ Choices (documented, not the paper's where the paper is silent): integrated grad
 training mean (64 Gauss-Legendre steps are not needed: the input gradients come from parameter
 shift at 32 points); Shapley values and KernelSHAP interventional over 10 background rows drawn
 (seeded) from the training set; LIME with 200 samples.
+
+The six explanation stages are independent once the model is trained: :func:`run_stages` gives
+them to ``workers`` spawned processes (the slowest first, see :data:`STAGES`) while this process
+runs the ``shap``/``lime`` packages. A worker rebuilds the split and the QNode from the same
+seeds and receives the trained weights and predicted classes, so every number equals the
+one-process run's (``workers=1``) bit for bit.
 """
 
 from __future__ import annotations
