@@ -2,6 +2,7 @@
 
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -73,4 +74,5 @@ def test_worker_processes_compute_what_one_process_computes():
         ablated = X.copy()
         ablated[:, i] = split.X_train[:, i].mean()
         expected[:, i] = p - model.predict_proba(ablated)[rows, classes]
-    np.testing.assert_allclose(here["Ablation"][0], expected, atol=1e-10)
+    atol = 1e-10 if jax.config.jax_enable_x64 else 1e-5  # XQML_X64=0: float32 circuits
+    np.testing.assert_allclose(here["Ablation"][0], expected, atol=atol)

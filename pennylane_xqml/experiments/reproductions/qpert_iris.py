@@ -256,10 +256,12 @@ def explain_stage(name, qnode, weights, split, classes, quick=False, seed=0):
     return values, time.perf_counter() - start, history
 
 
-def _stage_in_worker(name, weights, classes, quick, seed):
-    """:func:`explain_stage` in a worker process: the split and the QNode are rebuilt exactly
-    as in the parent (seeded), with the parent's trained ``weights`` and predicted ``classes``."""
-    enable_x64()
+def _stage_in_worker(name, weights, classes, quick, seed, x64):
+    """:func:`explain_stage` in a worker process: JAX's 64-bit mode as in the parent (``x64``),
+    the split and the QNode rebuilt from the same seeds, with the parent's trained ``weights``
+    and predicted ``classes``."""
+    if x64:
+        enable_x64()
     qnode = IrisQCL(seed=seed).qnode
     split = load_iris_split(seed)
     return explain_stage(name, qnode, jnp.asarray(weights), split, classes, quick, seed)
@@ -298,11 +300,11 @@ def run_stages(
             n: explain_stage(n, model.qnode, model.weights, split, classes, quick, seed)
             for n in stages
         }, extra
-    weights = np.asarray(model.weights)
+    weights, x64 = np.asarray(model.weights), bool(jax.config.jax_enable_x64)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {
-            n: pool.submit(_stage_in_worker, n, weights, classes, quick, seed) for n in stages
+            n: pool.submit(_stage_in_worker, n, weights, classes, quick, seed, x64) for n in stages
         }
         extra = while_waiting() if while_waiting is not None else None
         return {n: futures[n].result() for n in stages}, extra
