@@ -29,6 +29,7 @@ one-process run's (``workers=1``) bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
@@ -278,7 +279,15 @@ def default_workers():
 
 
 def run_stages(
-    model, split, classes, quick=False, seed=0, workers=1, while_waiting=None, stages=STAGES
+    model,
+    split,
+    classes,
+    quick=False,
+    seed=0,
+    workers=1,
+    while_waiting=None,
+    stages=STAGES,
+    pool=None,
 ):
     """The explanation ``stages`` (default: all of :data:`STAGES`) of the test rows:
     ``{name: (attributions, seconds, history)}`` (see :func:`explain_stage`), and the result of
@@ -288,26 +297,46 @@ def run_stages(
     independent jobs for that many worker processes (``spawn``ed, so each one is a fresh
     JAX/PennyLane); each worker computes exactly what this process would (same code, same
     seeds, the trained weights passed), so the results are equal. ``while_waiting()`` runs in
-    this process meanwhile (once; its result is returned as the second value).
+    this process meanwhile (once; its result is returned as the second value). ``pool``: a
+    started :func:`worker_pool` to use instead of starting ``workers`` processes here.
     """
     check_positive_int(workers, "workers")
     unknown = [name for name in stages if name not in STAGES]
     if unknown:
         raise ValueError(f"Unknown stages {unknown}; expected names from {STAGES}.")
-    if workers == 1:
+    if workers == 1 and pool is None:
         extra = while_waiting() if while_waiting is not None else None
         return {
             n: explain_stage(n, model.qnode, model.weights, split, classes, quick, seed)
             for n in stages
         }, extra
     weights, x64 = np.asarray(model.weights), bool(jax.config.jax_enable_x64)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(worker_pool(workers))
         futures = {
             n: pool.submit(_stage_in_worker, n, weights, classes, quick, seed, x64) for n in stages
         }
         extra = while_waiting() if while_waiting is not None else None
         return {n: futures[n].result() for n in stages}, extra
+
+
+def _ready():
+    """A worker's first job: importing this module (JAX, PennyLane) is the work."""
+    return os.getpid()
+
+
+def worker_pool(workers):
+    """``workers`` ``spawn``ed worker processes (a :class:`ProcessPoolExecutor`), each given a
+    first job so that it starts importing JAX, PennyLane and this package at once (while the
+    model trains) rather than when the first stage is submitted."""
+    pool = ProcessPoolExecutor(
+        max_workers=check_positive_int(workers, "workers"),
+        mp_context=multiprocessing.get_context("spawn"),
+    )
+    for _ in range(workers):
+        pool.submit(_ready)
+    return pool
 
 
 def run(output_dir="xqml_output", quick=False, progress=True, workers=None):
@@ -321,26 +350,31 @@ def run(output_dir="xqml_output", quick=False, progress=True, workers=None):
     workers = default_workers() if workers is None else check_positive_int(workers, "workers")
     enable_x64()
     os.makedirs(output_dir, exist_ok=True)
-    seed = 0
-    split = load_iris_split(seed)
-    model = IrisQCL(seed=seed)
-    start = time.perf_counter()
-    model.fit(split.X_train, split.y_train, split.X_val, split.y_val, progress=progress)
-    accuracy = model.score(split.X_test, split.y_test)
-    X = split.X_test
-    classes = np.asarray(model.predict(X))
-    print(f"IrisQCL: test accuracy {accuracy:.3f} (trained in {time.perf_counter() - start:.1f} s)")
-
-    background = _background(split, quick, seed)
-    stages, library = run_stages(
-        model,
-        split,
-        classes,
-        quick=quick,
-        seed=seed,
-        workers=workers,
-        while_waiting=lambda: _library_rows(model, split, background, classes, seed),
-    )
+    with contextlib.ExitStack() as stack:
+        # the workers start (and import JAX and PennyLane) while the model trains
+        pool = stack.enter_context(worker_pool(workers)) if workers > 1 else None
+        seed = 0
+        split = load_iris_split(seed)
+        model = IrisQCL(seed=seed)
+        start = time.perf_counter()
+        model.fit(split.X_train, split.y_train, split.X_val, split.y_val, progress=progress)
+        accuracy = model.score(split.X_test, split.y_test)
+        X = split.X_test
+        classes = np.asarray(model.predict(X))
+        print(
+            f"IrisQCL: test accuracy {accuracy:.3f} (trained in {time.perf_counter() - start:.1f} s)"
+        )
+        background = _background(split, quick, seed)
+        stages, library = run_stages(
+            model,
+            split,
+            classes,
+            quick=quick,
+            seed=seed,
+            workers=workers,
+            while_waiting=lambda: _library_rows(model, split, background, classes, seed),
+            pool=pool,
+        )
     order = ("IG", "Shapley (exact)", "KernelSHAP", "LIME", "Ablation", "QPert")
     attributions = {name: stages[name][0] for name in order}
     timings = {name: stages[name][1] for name in order}
