@@ -9,6 +9,7 @@ NAME`` a paper's experiment (see :mod:`pennylane_xqml.experiments.reproductions`
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
 from .experiments.reproductions import REPRODUCTIONS
@@ -24,7 +25,11 @@ def _demo(args):
 def _reproduce(args):
     from .experiments.reproductions import load
 
-    load(args.name)(args.output, quick=args.quick, progress=not args.no_progress)
+    options = {} if args.workers is None else {"workers": args.workers}
+    run = load(args.name)
+    if options and "workers" not in inspect.signature(run).parameters:
+        raise SystemExit(f"xqml reproduce {args.name} does not take --workers.")
+    run(args.output, quick=args.quick, progress=not args.no_progress, **options)
     return 0
 
 
@@ -48,6 +53,13 @@ def build_parser():
     reproduce.add_argument("--output", default="xqml_output", help="folder for tables and figures")
     reproduce.add_argument("--quick", action="store_true", help="a smaller, faster run")
     reproduce.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    reproduce.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes for the explanation stages (qpert-iris; default: one per core, "
+        "at most 4; 1 runs everything in one process)",
+    )
     reproduce.set_defaults(run=_reproduce)
     return parser
 

@@ -19,12 +19,21 @@ Choices (documented, not the paper's where the paper is silent): integrated grad
 training mean (64 Gauss-Legendre steps are not needed: the input gradients come from parameter
 shift at 32 points); Shapley values and KernelSHAP interventional over 10 background rows drawn
 (seeded) from the training set; LIME with 200 samples.
+
+The six explanation stages are independent once the model is trained: :func:`run_stages` gives
+them to ``workers`` spawned processes (the slowest first, see :data:`STAGES`) while this process
+runs the ``shap``/``lime`` packages. A worker rebuilds the split and the QNode from the same
+seeds and receives the trained weights and predicted classes, so every number equals the
+one-process run's (``workers=1``) bit for bit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +41,7 @@ import numpy as np
 
 from ... import metrics
 from ...engine.inputs import enable_x64
+from ...engine.validation import check_positive_int
 from ...methods import perturbation
 from ...methods.integrated_gradients import integrated_gradients
 from ...methods.qpert import qpert_mask
@@ -192,58 +202,185 @@ def format_table(scores):
     return "\n".join(lines)
 
 
-def run(output_dir="xqml_output", quick=False, progress=True):
+STAGES = ("KernelSHAP", "Shapley (exact)", "QPert", "LIME", "IG", "Ablation")
+"""The explanation stages, the slowest first (the order in which worker processes take them)."""
+
+
+def _background(split, quick, seed):
+    """The seeded background rows of Shapley values and KernelSHAP."""
+    rng = np.random.default_rng(seed)
+    n_background = 4 if quick else 10
+    return split.X_train[rng.choice(len(split.X_train), n_background, replace=False)]
+
+
+def _explainer(name, qnode, split, background, quick, seed):
+    """The explainer of one stage (a method applied to ``qnode``)."""
+    if name == "IG":
+        return integrated_gradients(
+            qnode, baselines="mean", baseline_data=split.X_train, method="gausslegendre", n_steps=32
+        )
+    if name == "Shapley (exact)":
+        return perturbation.shapley_values(qnode, background=background)
+    if name == "KernelSHAP":
+        return perturbation.kernel_shap(qnode, background=background, n_samples=64, seed=seed)
+    if name == "LIME":
+        return perturbation.lime(qnode, n_samples=200, seed=seed)
+    if name == "Ablation":
+        return perturbation.feature_ablation(qnode, baselines="mean", baseline_data=split.X_train)
+    if name == "QPert":
+        return qpert_mask(
+            qnode,
+            background=split.X_train,
+            head=class_probabilities,
+            n_iter=200 if quick else 1000,
+            seed=seed,
+        )
+    raise ValueError(f"Unknown stage {name!r}; expected one of {STAGES}.")
+
+
+def explain_stage(name, qnode, weights, split, classes, quick=False, seed=0):
+    """One explanation stage: ``(attributions (n, 4), seconds, history)`` for the test rows.
+
+    Every method but QPert explains all 16 outputs of ``qnode(x, weights)`` once per row
+    (``jax.vmap`` over the rows) and is folded into each row's class in ``classes``; QPert
+    explains the class probabilities and returns its loss ``history`` (``None`` for the others).
+    """
+    X = split.X_test
+    explained = _explainer(name, qnode, split, _background(split, quick, seed), quick, seed)
+    start = time.perf_counter()
+    history = None
+    if name == "QPert":
+        result = explained.explain_batch(jnp.asarray(X), weights)
+        values, history = np.asarray(result.saliency), jax.device_get(dict(result.history))
+    else:
+        values = fold_classes(explain_all(explained, X, weights), classes)
+    return values, time.perf_counter() - start, history
+
+
+def _stage_in_worker(name, weights, classes, quick, seed, x64):
+    """:func:`explain_stage` in a worker process: JAX's 64-bit mode as in the parent (``x64``),
+    the split and the QNode rebuilt from the same seeds, with the parent's trained ``weights``
+    and predicted ``classes``."""
+    if x64:
+        enable_x64()
+    qnode = IrisQCL(seed=seed).qnode
+    split = load_iris_split(seed)
+    return explain_stage(name, qnode, jnp.asarray(weights), split, classes, quick, seed)
+
+
+def default_workers():
+    """Worker processes of a run: one per CPU core this process may use, at most 4 (1: no
+    worker, every stage runs in this process)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def run_stages(
+    model,
+    split,
+    classes,
+    quick=False,
+    seed=0,
+    workers=1,
+    while_waiting=None,
+    stages=STAGES,
+    pool=None,
+):
+    """The explanation ``stages`` (default: all of :data:`STAGES`) of the test rows:
+    ``{name: (attributions, seconds, history)}`` (see :func:`explain_stage`), and the result of
+    ``while_waiting()``.
+
+    ``workers=1`` runs them one after the other in this process. With more, the stages are
+    independent jobs for that many worker processes (``spawn``ed, so each one is a fresh
+    JAX/PennyLane); each worker computes exactly what this process would (same code, same
+    seeds, the trained weights passed), so the results are equal. ``while_waiting()`` runs in
+    this process meanwhile (once; its result is returned as the second value). ``pool``: a
+    started :func:`worker_pool` to use instead of starting ``workers`` processes here.
+    """
+    check_positive_int(workers, "workers")
+    unknown = [name for name in stages if name not in STAGES]
+    if unknown:
+        raise ValueError(f"Unknown stages {unknown}; expected names from {STAGES}.")
+    if workers == 1 and pool is None:
+        extra = while_waiting() if while_waiting is not None else None
+        return {
+            n: explain_stage(n, model.qnode, model.weights, split, classes, quick, seed)
+            for n in stages
+        }, extra
+    weights, x64 = np.asarray(model.weights), bool(jax.config.jax_enable_x64)
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(worker_pool(workers))
+        futures = {
+            n: pool.submit(_stage_in_worker, n, weights, classes, quick, seed, x64) for n in stages
+        }
+        extra = while_waiting() if while_waiting is not None else None
+        return {n: futures[n].result() for n in stages}, extra
+
+
+def _ready():
+    """A worker's first job: importing this module (JAX, PennyLane) is the work."""
+    return os.getpid()
+
+
+def worker_pool(workers):
+    """``workers`` ``spawn``ed worker processes (a :class:`ProcessPoolExecutor`), each given a
+    first job so that it starts importing JAX, PennyLane and this package at once (while the
+    model trains) rather than when the first stage is submitted."""
+    pool = ProcessPoolExecutor(
+        max_workers=check_positive_int(workers, "workers"),
+        mp_context=multiprocessing.get_context("spawn"),
+    )
+    for _ in range(workers):
+        pool.submit(_ready)
+    return pool
+
+
+def run(output_dir="xqml_output", quick=False, progress=True, workers=None):
     """Run the reproduction; returns ``{"accuracy", "scores", "attributions", "table"}``.
 
     ``quick=True`` uses fewer QPert iterations and a smaller background (for tests).
+    ``workers`` is the number of worker processes the explanation stages are spread over
+    (default :func:`default_workers`; ``1`` runs everything in this process); the numbers do
+    not depend on it.
     """
+    workers = default_workers() if workers is None else check_positive_int(workers, "workers")
     enable_x64()
     os.makedirs(output_dir, exist_ok=True)
-    seed = 0
-    split = load_iris_split(seed)
-    model = IrisQCL(seed=seed)
-    start = time.perf_counter()
-    model.fit(split.X_train, split.y_train, split.X_val, split.y_val, progress=progress)
-    accuracy = model.score(split.X_test, split.y_test)
-    X, weights = split.X_test, model.weights
-    classes = np.asarray(model.predict(X))
-    print(f"IrisQCL: test accuracy {accuracy:.3f} (trained in {time.perf_counter() - start:.1f} s)")
-
-    rng = np.random.default_rng(seed)
-    n_background = 4 if quick else 10
-    background = split.X_train[rng.choice(len(split.X_train), n_background, replace=False)]
-    qnode = model.qnode
-    linear_methods = {
-        "IG": integrated_gradients(
-            qnode, baselines="mean", baseline_data=split.X_train, method="gausslegendre", n_steps=32
-        ),
-        "Shapley (exact)": perturbation.shapley_values(qnode, background=background),
-        "KernelSHAP": perturbation.kernel_shap(
-            qnode, background=background, n_samples=64, seed=seed
-        ),
-        "LIME": perturbation.lime(qnode, n_samples=200, seed=seed),
-        "Ablation": perturbation.feature_ablation(
-            qnode, baselines="mean", baseline_data=split.X_train
-        ),
-    }
-    attributions, timings = {}, {}
-    for name, explained in linear_methods.items():
+    with contextlib.ExitStack() as stack:
+        # the workers start (and import JAX and PennyLane) while the model trains
+        pool = stack.enter_context(worker_pool(workers)) if workers > 1 else None
+        seed = 0
+        split = load_iris_split(seed)
+        model = IrisQCL(seed=seed)
         start = time.perf_counter()
-        attributions[name] = fold_classes(explain_all(explained, X, weights), classes)
-        timings[name] = time.perf_counter() - start
-    start = time.perf_counter()
-    qpert = qpert_mask(
-        qnode,
-        background=split.X_train,
-        head=class_probabilities,
-        n_iter=200 if quick else 1000,
-        seed=seed,
-    )
-    result = qpert.explain_batch(jnp.asarray(X), weights)
-    attributions["QPert"] = np.asarray(result.saliency)
-    timings["QPert"] = time.perf_counter() - start
+        model.fit(split.X_train, split.y_train, split.X_val, split.y_val, progress=progress)
+        accuracy = model.score(split.X_test, split.y_test)
+        X = split.X_test
+        classes = np.asarray(model.predict(X))
+        print(
+            f"IrisQCL: test accuracy {accuracy:.3f} (trained in {time.perf_counter() - start:.1f} s)"
+        )
+        background = _background(split, quick, seed)
+        stages, library = run_stages(
+            model,
+            split,
+            classes,
+            quick=quick,
+            seed=seed,
+            workers=workers,
+            while_waiting=lambda: _library_rows(model, split, background, classes, seed),
+            pool=pool,
+        )
+    order = ("IG", "Shapley (exact)", "KernelSHAP", "LIME", "Ablation", "QPert")
+    attributions = {name: stages[name][0] for name in order}
+    timings = {name: stages[name][1] for name in order}
+    qpert_history = stages["QPert"][2]
     attributions["Random"] = np.random.default_rng(seed).uniform(size=X.shape)
-    for name, values in _library_rows(model, split, background, classes, seed).items():
+    for name, values in library.items():
         attributions[name] = values
     if "shap.KernelExplainer" in attributions:
         gap = np.abs(attributions["shap.KernelExplainer"] - attributions["Shapley (exact)"]).max()
@@ -255,7 +392,8 @@ def run(output_dir="xqml_output", quick=False, progress=True):
     print(
         "explanation time for the 30 test instances: "
         + ", ".join(f"{m} {t:.1f} s" for m, t in timings.items())
+        + (f" ({workers} worker processes)" if workers > 1 else "")
     )
-    _figures(output_dir, attributions, scores, dict(result.history), split, classes)
+    _figures(output_dir, attributions, scores, qpert_history, split, classes)
     print(f"figures written to {output_dir}/qpert_iris_*.png")
     return {"accuracy": accuracy, "scores": scores, "attributions": attributions, "table": table}
