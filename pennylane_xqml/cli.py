@@ -57,8 +57,8 @@ def build_parser():
         "--workers",
         type=int,
         default=None,
-        help="worker processes for the explanation stages (qpert-iris; default: one per core, "
-        "at most 4; 1 runs everything in one process)",
+        help="worker processes for the explanation stages (qpert-iris; default 1: everything "
+        "in one process)",
     )
     reproduce.set_defaults(run=_reproduce)
     return parser

@@ -268,16 +268,6 @@ def _stage_in_worker(name, weights, classes, quick, seed, x64):
     return explain_stage(name, qnode, jnp.asarray(weights), split, classes, quick, seed)
 
 
-def default_workers():
-    """Worker processes of a run: one per CPU core this process may use, at most 4 (1: no
-    worker, every stage runs in this process)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
-
-
 def run_stages(
     model,
     split,
@@ -339,15 +329,16 @@ def worker_pool(workers):
     return pool
 
 
-def run(output_dir="xqml_output", quick=False, progress=True, workers=None):
+def run(output_dir="xqml_output", quick=False, progress=True, workers=1):
     """Run the reproduction; returns ``{"accuracy", "scores", "attributions", "table"}``.
 
     ``quick=True`` uses fewer QPert iterations and a smaller background (for tests).
     ``workers`` is the number of worker processes the explanation stages are spread over
-    (default :func:`default_workers`; ``1`` runs everything in this process); the numbers do
-    not depend on it.
+    (default ``1``: everything runs in this process); the numbers do not depend on it. With
+    broadcasting the whole run takes about a minute in one process on 2 cores, and two workers
+    were slower there (their imports and compilations are repeated), so one is the default.
     """
-    workers = default_workers() if workers is None else check_positive_int(workers, "workers")
+    workers = check_positive_int(workers, "workers")
     enable_x64()
     os.makedirs(output_dir, exist_ok=True)
     with contextlib.ExitStack() as stack:
