@@ -310,11 +310,16 @@ def bench_parameter_shift(args, results):
                 "default.qubit",
                 seconds,
                 forward,
-                f"eager fwd (NumPy), {len(explained.construct_batch(x, weights))} circuits",
+                f"eager fwd (NumPy), {n_circuits(explained.construct_batch(x, weights))} circuits",
                 10,
                 error,
             )
         )
+
+
+def n_circuits(tapes):
+    """Circuits of a batch: a parameter-broadcast tape of B parameter sets is B circuits."""
+    return sum(tape.batch_size or 1 for tape in tapes)
 
 
 def row(name, path, device, seconds, baseline, baseline_name, goal, error):

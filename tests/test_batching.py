@@ -14,6 +14,7 @@ import pytest
 import pennylane_xqml as xqml
 from conftest import quadratic_form
 from pennylane_xqml.engine.batching import clear_compiled_cache
+from pennylane_xqml.engine.execution import execute_batch
 from pennylane_xqml.testing import assert_close
 
 
@@ -291,6 +292,36 @@ def test_callback_device_runs_one_execution_per_chunk_and_equals_per_row_path(mo
     for k, observable in enumerate([qml.Z(0) @ qml.Z(2), qml.X(1)]):
         m = quadratic_form(np.asarray(WEIGHTS), 3, observable).real
         assert_close(values[:, k], units * (units @ m.T), atol64=1e-10)
+
+
+def test_callback_device_broadcasts_a_chunk_unless_broadcast_is_false(monkeypatch):
+    """Each plan tape runs as one broadcast tape of the chunk's rows (lightning expands it:
+    its tracker counts one execution per row either way); ``broadcast=False`` builds a tape per
+    row. Both give the per-row path's values."""
+    from pennylane_xqml.engine import batching
+
+    sent = []
+
+    def spy(tapes, device, **options):
+        sent.append([tape.batch_size for tape in tapes])
+        return execute_batch(tapes, device, **options)
+
+    monkeypatch.setattr(batching, "execute_batch", spy)
+    merged = amplitude_model("lightning.qubit", wires=4, gradient="hadamard_all")
+    separate = amplitude_model("lightning.qubit", wires=4, gradient="hadamard_all", broadcast=False)
+    rows = X_AMP[:5]
+    results = []
+    for explained in (merged, separate):
+        sent.clear()
+        with qml.Tracker(explained.qnode.device) as tracker:
+            results.append(xqml.explain_batch(explained, rows, WEIGHTS, internal_batch_size=5))
+        n_tapes = len(explained.plan(rows[0], WEIGHTS).tapes)
+        assert tracker.totals["batches"] == 1
+        assert tracker.totals["executions"] == 5 * n_tapes
+        assert sent == [[5] * n_tapes if explained is merged else [None] * (5 * n_tapes)]
+    expected = per_row_path(merged, rows, WEIGHTS)
+    for values, deltas in results:
+        assert_same_as_per_row(values, expected[0])
 
 
 def lightning_angle_model(method, device="lightning.qubit", **options):

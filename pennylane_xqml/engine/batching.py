@@ -50,6 +50,7 @@ later, or the same rows with new weights, does not compile again;
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import math
@@ -213,7 +214,7 @@ def _result_struct(tape, device):
     return structs[0] if len(structs) == 1 else structs
 
 
-def _rows_of_results(tapes, counts, values, n_rows, device):
+def _rows_of_results(tapes, counts, values, n_rows, device, broadcast):
     """Every row's results (flat leaves) of ``tapes`` with the rows' parameters ``values``
     (each ``(n_rows, ...)``), from one :func:`execute_batch` call. A tape becomes one
     parameter-broadcast tape of the ``n_rows`` rows when its operations accept it (the device
@@ -224,27 +225,27 @@ def _rows_of_results(tapes, counts, values, n_rows, device):
     for tape, count in zip(tapes, counts):
         columns = values[start : start + count]
         start += count
-        broadcast = None
-        if count and n_rows > 1:
+        merged = None
+        if broadcast and count and n_rows > 1:
             try:
-                broadcast = tape.bind_new_parameters(columns, list(range(count)))
+                merged = tape.bind_new_parameters(columns, list(range(count)))
             except (ValueError, TypeError, IndexError):
-                broadcast = None
-            if broadcast is not None and broadcast.batch_size != n_rows:
-                broadcast = None
-        if broadcast is not None:
+                merged = None
+            if merged is not None and merged.batch_size != n_rows:
+                merged = None
+        if merged is not None:
             layout.append((len(run), True, len(tape.measurements)))
-            run.append(broadcast)
+            run.append(merged)
         else:
             layout.append((len(run), False, len(tape.measurements)))
             for row in range(n_rows):
                 row_params = [v[row] for v in columns]
                 run.append(tape.bind_new_parameters(row_params, list(range(count))))
-    results = execute_batch(run, device, diff_method=None)
+    results = execute_batch(run, device, diff_method=None, broadcast=broadcast)
 
     def result_of(t, row):
-        index, broadcast, n_measurements = layout[t]
-        if not broadcast:
+        index, is_merged, n_measurements = layout[t]
+        if not is_merged:
             return results[index + row]
         result = results[index]
         return result[row] if n_measurements == 1 else tuple(m[row] for m in result)
@@ -255,7 +256,7 @@ def _rows_of_results(tapes, counts, values, n_rows, device):
     ]
 
 
-def run_tapes_in_one_callback(tapes, device):
+def run_tapes_in_one_callback(tapes, device, broadcast=True):
     """Execute ``tapes`` (traced under ``jax.jit(jax.vmap(...))``) with one host callback per
     chunk of rows, not one per row: the ``run_tapes`` that :func:`explain_batch` gives
     :func:`~.plan.execute_plan` on devices executed through host callbacks.
@@ -280,7 +281,9 @@ def run_tapes_in_one_callback(tapes, device):
     natively), which saves building a tape per row. The processing of the results stays in the
     compiled program, vectorised over the rows.
 
-    The results are not differentiable (:func:`explain_batch` returns NumPy arrays).
+    The results are not differentiable (:func:`explain_batch` returns NumPy arrays). With
+    ``broadcast=False`` (the explanation's option) every row's tapes run as separate tapes, in
+    the same one execution.
     """
     if not tapes:  # a plan of simulator requests only
         return ()
@@ -296,7 +299,7 @@ def run_tapes_in_one_callback(tapes, device):
         batch = values[0].shape[: values[0].ndim - ndims[0]] if values else ()
         n_rows = math.prod(batch)
         values = [v.reshape((n_rows, *v.shape[len(batch) :])) for v in values]
-        per_row = _rows_of_results(tapes, counts, values, n_rows, device)
+        per_row = _rows_of_results(tapes, counts, values, n_rows, device, broadcast)
         leaves = [
             np.stack([np.asarray(row[i], s.dtype) for row in per_row]).reshape(batch + s.shape)
             if n_rows
@@ -323,7 +326,8 @@ def _compiled(explainer, n_args, argnums, kwargs, devices):
 
         def explain_one(*a):
             plan = explainer.prepared_plan(*a, **kwargs)
-            return execute_plan(plan, run_tapes_in_one_callback)
+            run = functools.partial(run_tapes_in_one_callback, broadcast=plan.broadcast)
+            return execute_plan(plan, run)
 
     def explain_rows(rows, *rest):
         call_args = rest[:argnums] + (rows,) + rest[argnums:]
