@@ -347,3 +347,25 @@ def test_tapes_whose_observables_differ_are_not_merged():
     dev = qml.device("default.qubit", wires=1)
     np.testing.assert_allclose(execute_batch(tapes, dev), [0.5 * np.cos(0.1), 0.7 * np.cos(0.2)])
     np.testing.assert_allclose(execute_batch(same, dev), 0.5 * np.cos([0.1, 0.2]))
+
+
+@pytest.mark.parametrize("device_name", ["default.qubit", "lightning.qubit"])
+@pytest.mark.parametrize("broadcast", [True, False])
+def test_operators_that_cache_their_batch_size(device_name, broadcast):
+    """``IQPEmbedding`` decomposes into ``qml.MultiRZ``, which keeps a cached batch size through
+    ``bind_new_parameters``: broadcast shift tapes and their rows are rebuilt, so saliency by
+    parameter shift equals ``jax.grad`` of the plain QNode, eagerly and through explain_batch."""
+
+    @qml.qnode(_device(device_name, 3), interface="jax")
+    def model(x):
+        qml.IQPEmbedding(x, wires=[0, 1])
+        qml.RY(0.4, wires=0)
+        qml.CNOT([0, 1])
+        return qml.expval(qml.X(0))
+
+    X = jnp.asarray([[0.3, -0.7], [0.1, 0.9], [1.2, 0.4]])
+    expected = np.stack([np.asarray(jax.grad(model)(x)) for x in X])
+    explained = xqml.saliency(model, gradient="parameter-shift", abs=False, broadcast=broadcast)
+    rtol, atol = tolerances(X.dtype)
+    _close(np.stack([np.asarray(explained(x)) for x in X]), expected, rtol=rtol, atol=atol)
+    _close(xqml.explain_batch(explained, X, internal_batch_size=2), expected, rtol=rtol, atol=atol)

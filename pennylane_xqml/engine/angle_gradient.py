@@ -22,6 +22,7 @@ from pennylane.exceptions import ParameterFrequenciesUndefinedError
 
 from .estimation import estimate_outputs
 from .execution import shots_of
+from .inputs import bind_broadcast_parameters
 
 
 def _has_frequencies(op) -> bool:
@@ -107,10 +108,10 @@ def broadcast_shift_tapes(tape, indices, sentences, device=None):
             [params[index] + shift if k == k_index else params[index] for k, shift in combos]
         )
     try:
-        circuit = base.bind_new_parameters(stacked, list(range(len(params))))
+        circuit = bind_broadcast_parameters(base, stacked)
     except IndexError as error:
         raise _rebind_error(base.get_operation(indices[0])[0]) from error
-    except (ValueError, TypeError):
+    except (ValueError, TypeError):  # an operation refuses the stacked parameters
         return None
     if circuit.batch_size != len(combos) * n:
         return None

@@ -65,6 +65,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from .core import ModelCall
 from .execution import execute_batch
+from .inputs import bind_broadcast_parameters
 from .plan import execute_plan
 from .transform import ExplainedQNode
 from .validation import check_positive_int, is_int
@@ -228,7 +229,7 @@ def _rows_of_results(tapes, counts, values, n_rows, device, broadcast):
         merged = None
         if broadcast and count and n_rows > 1:
             try:
-                merged = tape.bind_new_parameters(columns, list(range(count)))
+                merged = bind_broadcast_parameters(tape, columns)
             except (ValueError, TypeError, IndexError):
                 merged = None
             if merged is not None and merged.batch_size != n_rows:

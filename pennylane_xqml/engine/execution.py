@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pennylane as qml
 
+from .inputs import rebuilt_operators
 from .validation import is_tracer
 
 ANCILLA_LABEL = "xqml_ancilla"
@@ -196,11 +197,11 @@ def broadcast_tapes(tapes):
         if kind == "merge" and len(members) > 1:
             leaves = _stacked_leaves([structures[i][0] for i in members], key[2])
             if leaves is not None:
-                try:
-                    merged = jax.tree_util.tree_unflatten(key[0], leaves)  # key = (treedef, shapes)
-                except (ValueError, TypeError, IndexError):  # the operation refuses a batch
-                    merged = None
-                if merged is not None and merged.batch_size != len(members):
+                try:  # key = (treedef, shapes, n_operation_leaves); operators are rebuilt
+                    merged = jax.tree_util.tree_unflatten(key[0], leaves)
+                    if merged.batch_size != len(members):  # raises when batch sizes disagree
+                        merged = None
+                except (ValueError, TypeError, IndexError):  # an operation refuses a batch
                     merged = None
         if merged is None:
             for i in members:
@@ -232,7 +233,8 @@ def _expanded(tapes):
         else:
             rows, _ = qml.transforms.broadcast_expand(tape)
             slots.append((len(executed), len(rows)))
-            executed.extend(rows)
+            # rebuilt: a row keeps the batch size some operators cache (qml.MultiRZ)
+            executed.extend(rebuilt_operators(row) for row in rows)
     return executed, slots
 
 
@@ -292,6 +294,6 @@ def execute_batch(tapes, device, diff_method="best", interface="auto", broadcast
         return ()
     interface = resolve_interface(tapes, interface)
     executed, gather, eager = executed_batch(tapes, device, diff_method, broadcast)
-    if eager:  # not differentiated: simulate (and post-process) in NumPy
-        executed = concrete_tapes(executed)
+    if eager:  # not differentiated: simulate (and post-process) in NumPy, no gradient config
+        executed, diff_method = concrete_tapes(executed), None
     return gather(qml.execute(executed, device, diff_method=diff_method, interface=interface))

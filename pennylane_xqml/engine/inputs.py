@@ -87,6 +87,25 @@ def _structure(tape):
     return [(type(op).__name__, tuple(op.wires), op.num_params) for op in tape.operations]
 
 
+def bind_broadcast_parameters(tape, params):
+    """``tape`` with every parameter replaced by ``params``, some of them broadcast (a leading
+    batch axis), and its operators rebuilt from their pytree so that each computes its batch
+    size anew: ``QuantumScript.bind_new_parameters`` keeps the batch size some operators cache
+    (``qml.MultiRZ`` stays unbatched, and a device then receives an array where it expects a
+    number). Raises ``ValueError`` when the operators' batch sizes do not agree."""
+    rebuilt = rebuilt_operators(tape.bind_new_parameters(params, list(range(len(params)))))
+    _ = rebuilt.batch_size  # checks that the operators' batch sizes agree
+    return rebuilt
+
+
+def rebuilt_operators(tape):
+    """``tape`` with its operators rebuilt from their pytree, so each computes its batch size
+    from its parameters (see :func:`bind_broadcast_parameters`)."""
+    jax = _jax()
+    leaves, treedef = jax.tree_util.tree_flatten(tape)
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
 class JaxInputTrace:
     """The input's path into the circuit, traced once with JAX.
 
@@ -192,7 +211,7 @@ class JaxInputTrace:
         if self.x64 and not any(isinstance(p, jax.core.Tracer) for p in params):
             params = [np.asarray(p) if i in self._traced else p for i, p in enumerate(params)]
         try:
-            tape = self.template.bind_new_parameters(params, list(range(len(params))))
+            tape = bind_broadcast_parameters(self.template, params)
         except (IndexError, ValueError, TypeError):
             return None
         return tape if tape.batch_size == xs.shape[0] else None
