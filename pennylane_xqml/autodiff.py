@@ -21,7 +21,10 @@ is ``a(x) = pad(x)/‖pad(x)‖``, and ``∂f/∂x = Jᵀ ∂f/∂a`` with ``J =
 the input's entries. ``J`` is the Jacobian of the QNode's own classical map from its argument to
 the prepared vector, traced once with JAX (:mod:`.engine.inputs`), so slices, reorderings and
 scalings of the input before the embedding are chained too. This matches
-``diff_method="backprop"`` to machine precision. (The attribution methods use a different,
+``diff_method="backprop"`` to machine precision, except at concrete inputs whose norm is
+already 1: there PennyLane's ``AmplitudeEmbedding(normalize=True)`` skips the division, so eager
+backprop differentiates the unnormalised map (no projection), while ``jax.jit`` of it and this
+VJP differentiate the normalised one. (The attribution methods use a different,
 amplitude-space convention, ``g(a) = ‖a‖² f(a/‖a‖)``; that is not what autodiff of a QNode
 computes, so it is not used here.)
 """

@@ -369,3 +369,30 @@ class TestCaptumHybrid:
         stderr = np.abs(x.numpy()) / self.N_STEPS * np.sqrt(variance)
         assert np.all(stderr > 0)
         assert np.all(np.abs(estimate - exact) <= 4 * stderr)
+
+
+def test_unit_norm_inputs_differentiate_the_normalised_map():
+    """PennyLane's ``AmplitudeEmbedding(normalize=True)`` skips the division for a concrete
+    input of norm 1, so eager backprop misses the normalisation's projection there while
+    ``jax.jit`` (abstract input) keeps it. ``hadamard_vjp`` differentiates the normalised map:
+    it equals the jitted backprop gradient, and the closed form ``(I - a aᵀ) 2 M a``."""
+    dev = qml.device("default.qubit", wires=3)
+
+    def make(diff_method):
+        @qml.qnode(dev, interface="jax", diff_method=diff_method)
+        def f(x, w):
+            qml.AmplitudeEmbedding(x, wires=[0, 1], normalize=True)
+            qml.RY(w, wires=0)
+            return qml.expval(qml.Z(0))
+
+        return f
+
+    x = jnp.asarray([0.5, 0.5, 0.5, 0.5])
+    got = jax.grad(xqml.hadamard_vjp(make("parameter-shift")))(x, 0.3)
+    jitted = jax.jit(jax.grad(make("backprop")))(x, 0.3)
+    u = qml.matrix(qml.RY(0.3, wires=0), wire_order=[0, 1])
+    m = (u.conj().T @ qml.matrix(qml.Z(0), wire_order=[0, 1]) @ u).real
+    a = np.asarray(x)
+    closed = (np.eye(4) - np.outer(a, a)) @ (2 * m @ a)
+    assert_close(got, jitted, rtol64=0, atol64=1e-10)
+    assert_close(got, closed, rtol64=0, atol64=1e-10)
