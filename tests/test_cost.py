@@ -283,7 +283,10 @@ def test_grad_cam_circuit_count_equals_executed_tapes(hybrid, target, layer):
     with qml.Tracker(hybrid.device) as tracker:
         cam(hybrid.params, IMAGES)
     assert tracker.totals["batches"] == 1
-    assert report.n_circuits == tracker.totals["simulations"] == report.n_measurement_groups
+    # executions: every circuit; simulations: the tapes the executor sent after broadcasting
+    assert report.n_circuits == tracker.totals["executions"] == report.n_measurement_groups
+    # (predicted from the plan's tapes; the call may share more parameters between them)
+    assert tracker.totals["simulations"] <= report.n_executed_tapes < report.n_circuits
     # independent formula: 2 shifts per encoding angle per image (+ 1 forward without a target)
     assert report.n_circuits == 3 * (2 * 3 + (target is None))
     assert (

@@ -135,11 +135,16 @@ def _stacked_leaves(group_leaves, n_operation_leaves):
 
 
 def _may_merge(tapes, device, diff_method):
-    """Whether same-structure tapes may become broadcast tapes on ``device``."""
-    if getattr(device, "name", None) in _BROADCAST_BACKPROP and diff_method in (
-        "best",
-        "backprop",
-        None,
+    """Whether same-structure tapes may become broadcast tapes on ``device``: always with
+    concrete parameters; with traced ones only where JAX differentiates the simulation itself
+    (analytic default.qubit/default.mixed by backprop). Elsewhere traced tapes run through
+    PennyLane's callbacks, whose gradient transforms refuse broadcast parameters and whose
+    ``jax.vmap`` rule adds a batch axis of its own to every parameter."""
+    analytic = all(tape.shots.total_shots is None for tape in tapes)
+    if (
+        getattr(device, "name", None) in _BROADCAST_BACKPROP
+        and diff_method in ("best", "backprop")
+        and analytic
     ):
         return True
     return not any(

@@ -19,7 +19,9 @@ QNode (:func:`execute_plan`), :func:`~pennylane_xqml.cost_report`,
 ...     return qml.expval(qml.Z(0))
 >>> plan = model.plan(np.array([0.5]))
 >>> plan.method, plan.embedding, plan.rule, len(plan.tapes), len(plan.simulator_requests)
-('saliency', 'angle', 'parameter-shift', 2, 0)
+('saliency', 'angle', 'parameter-shift', 1, 0)
+>>> plan.tapes[0].batch_size  # the two shifted circuits, as one parameter-broadcast tape
+2
 >>> results = qml.execute(plan.tapes, plan.device)
 >>> round(float(plan.processing_fn(results, ())[0]), 6)  # |-sin(0.5)|
 0.479426

@@ -50,7 +50,7 @@ import pennylane as qml
 from ..engine.angle_gradient import expand_for_shifts, shift_tapes
 from ..engine.cost import check_cost_options, gate_counts, make_report, random_results
 from ..engine.encodings import flatten_outputs, input_parameter_indices, output_sentences
-from ..engine.execution import concrete_tapes, shots_of
+from ..engine.execution import concrete_tapes, executed_batch, shots_of
 from ..engine.plan import Plan, execute_plan
 from ..engine.validation import check_bool, is_tracer
 
@@ -358,9 +358,10 @@ class GradCAM:
         notes = [
             "the shot bound is for the channel weights w_k of every class, not the ReLU'd CAM."
         ]
+        executed, _, _ = executed_batch(tapes, device, plan.diff_method, plan.broadcast)
         return make_report("grad_cam", self.gradient, tapes, gate_counts(tapes, device, gate_set),
                            variance=float(np.max(variances)), target_stderr=target_stderr,
-                           notes=notes)  # fmt: skip
+                           notes=notes, n_executed_tapes=len(executed))  # fmt: skip
 
     def __call__(self, params, images):
         """The class activation maps of ``images`` for the target classes.
