@@ -134,6 +134,15 @@ def _stacked_leaves(group_leaves, n_operation_leaves):
     return merged if stacked_any else None
 
 
+def _traced(tapes) -> bool:
+    """Whether a parameter is a tracer or requires a gradient (something differentiates)."""
+    return any(
+        qml.math.requires_grad(p) or is_tracer(p)
+        for tape in tapes
+        for p in tape.get_parameters(trainable_only=False)
+    )
+
+
 def _may_merge(tapes, device, diff_method):
     """Whether same-structure tapes may become broadcast tapes on ``device``: always with
     concrete parameters; with traced ones only where JAX differentiates the simulation itself
@@ -147,16 +156,18 @@ def _may_merge(tapes, device, diff_method):
         and analytic
     ):
         return True
-    return not any(
-        qml.math.requires_grad(p) or is_tracer(p)
-        for tape in tapes
-        for p in tape.get_parameters(trainable_only=False)
-    )
+    return not _traced(tapes)
 
 
 def concrete_jax(tapes) -> bool:
     """Whether the tapes hold concrete JAX arrays (an eager call: nothing differentiates them)
-    and otherwise only NumPy values."""
+    and otherwise only NumPy values, with JAX's 64-bit mode on. (With it off, the call stays in
+    JAX: NumPy post-processing would turn float32 results into float64 ones, and methods choose
+    tolerances, such as the root search's, by the results' precision.)"""
+    import jax  # pylint: disable=import-outside-toplevel
+
+    if jax.dtypes.canonicalize_dtype(np.float64) != np.float64:
+        return False
     has_jax = False
     for tape in tapes:
         for p in tape.get_parameters(trainable_only=False):
@@ -299,6 +310,8 @@ def execute_batch(tapes, device, diff_method="best", interface="auto", broadcast
         return ()
     interface = resolve_interface(tapes, interface)
     executed, gather, eager = executed_batch(tapes, device, diff_method, broadcast)
-    if eager:  # not differentiated: simulate (and post-process) in NumPy, no gradient config
-        executed, diff_method = concrete_tapes(executed), None
+    if eager:  # not differentiated: simulate (and post-process) in NumPy
+        executed = concrete_tapes(executed)
+    if eager or not _traced(tapes):  # nothing to differentiate: no gradient configuration
+        diff_method = None  # (lightning's adjoint one returned wrong shapes for broadcast tapes)
     return gather(qml.execute(executed, device, diff_method=diff_method, interface=interface))
