@@ -64,7 +64,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, PartitionSpec
 
 from .core import ModelCall
-from .execution import execute_batch
+from .execution import execute_batch, row_of
 from .inputs import bind_broadcast_parameters
 from .plan import execute_plan
 from .transform import ExplainedQNode
@@ -248,8 +248,7 @@ def _rows_of_results(tapes, counts, values, n_rows, device, broadcast):
         index, is_merged, n_measurements = layout[t]
         if not is_merged:
             return results[index + row]
-        result = results[index]
-        return result[row] if n_measurements == 1 else tuple(m[row] for m in result)
+        return row_of(results[index], row, n_measurements)
 
     return [
         jax.tree_util.tree_leaves(tuple(result_of(t, r) for t in range(len(tapes))))

@@ -230,7 +230,7 @@ def broadcast_tapes(tapes):
     return executed, slots
 
 
-def _row_of(result, row, n_measurements):
+def row_of(result, row, n_measurements):
     """Row ``row`` of a broadcast tape's result (each measurement's leading axis)."""
     if n_measurements == 1:
         return result[row]
@@ -255,7 +255,7 @@ def _expanded(tapes):
 
 
 def _stack_rows(rows, n_measurements):
-    """The result of a broadcast tape from its rows' results (the inverse of :func:`_row_of`)."""
+    """The result of a broadcast tape from its rows' results (the inverse of :func:`row_of`)."""
     if n_measurements == 1:
         return qml.math.stack(rows)
     return tuple(qml.math.stack(column) for column in zip(*rows))
@@ -288,7 +288,7 @@ def executed_batch(tapes, device, diff_method="best", broadcast=True):
         return tuple(
             results[index]
             if row is None
-            else _row_of(results[index], row, len(executed[index].measurements))
+            else row_of(results[index], row, len(executed[index].measurements))
             for index, row in slots
         )
 
