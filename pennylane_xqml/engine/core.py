@@ -137,7 +137,7 @@ class ModelCall:
     ('angle', 1)
     """
 
-    def __init__(self, qnode, args, kwargs, argnum):
+    def __init__(self, qnode, args, kwargs, argnum, amplitude_space=True):
         if not isinstance(qnode, qml.QNode):
             raise TypeError(f"Attribution decorators wrap a qml.QNode, got {type(qnode).__name__}.")
         args, kwargs, argnum = bind_arguments(qnode, args, kwargs, argnum)
@@ -169,7 +169,9 @@ class ModelCall:
         self.sentences = output_sentences(self.tape, self.device)
         self.shots = shots_of(self.tape)
         self.encoding = self._amplitude_encoding()
-        self.straight = self.encoding is not None and self._is_straight()
+        # amplitude_space=False: attributed per entry of the input even when it goes straight
+        # into the embedding (a QNode inside a function model explained in input space)
+        self.straight = self.encoding is not None and amplitude_space and self._is_straight()
         if self.encoding is not None:
             self._check_amplitude_input()
             if not self.straight and (is_complex(self.x) or is_complex(self.encoding.vector)):
@@ -271,6 +273,11 @@ class ModelCall:
     @property
     def n_outputs(self):
         return len(self.sentences)
+
+    @property
+    def single_output(self):
+        """Whether the QNode returns one scalar (its attribution has no output axis)."""
+        return len(self.tape.measurements) == 1 and self.n_outputs == 1
 
     @property
     def feature_shape(self):

@@ -108,6 +108,20 @@ class GateCounts:
     max_wires: int
     resources: tuple
 
+    def __add__(self, other):
+        """The counts of both sets of tapes (a function model's devices, added up)."""
+        gates = Counter(self.gate_counts)
+        gates.update(other.gate_counts)
+        return GateCounts(
+            gate_counts=dict(gates),
+            n_gates=self.n_gates + other.n_gates,
+            two_qubit_gates=self.two_qubit_gates + other.two_qubit_gates,
+            multi_qubit_gates=self.multi_qubit_gates + other.multi_qubit_gates,
+            max_depth=max(self.max_depth, other.max_depth),
+            max_wires=max(self.max_wires, other.max_wires),
+            resources=self.resources + other.resources,
+        )
+
     def rows(self, prefix=""):
         """``(label, value)`` rows of a report table."""
         return [
@@ -414,7 +428,21 @@ def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
     while the plan was built."""
     gate_set = check_cost_options(target_stderr, gate_set)
     # a broadcast tape of B parameter sets is B circuits on hardware: count its rows
-    tapes, gather, _ = executed_batch(plan.tapes, plan.device, plan.diff_method, broadcast=False)
+    tapes, gathers, gates, n_executed = [], [], None, 0
+    for part_tapes, device, diff_method in plan.parts:
+        expanded, gather, _ = executed_batch(part_tapes, device, diff_method, broadcast=False)
+        gathers.append((len(tapes), len(expanded), gather))
+        tapes.extend(expanded)
+        counts = gate_counts(expanded, device, gate_set)
+        gates = counts if gates is None else gates + counts
+        n_executed += len(executed_batch(part_tapes, device, diff_method, plan.broadcast)[0])
+
+    def gather(results):
+        out = []
+        for start, size, gather_part in gathers:
+            out.extend(gather_part(results[start : start + size]))
+        return tuple(out)
+
     n_direct = len(plan.simulator_requests)
     notes = []
     if n_setup_circuits:
@@ -451,16 +479,14 @@ def plan_cost(plan, *, target_stderr=None, gate_set=None, n_setup_circuits=0):
         plan.method,
         plan.rule,
         tapes,
-        gate_counts(tapes, plan.device, gate_set),
+        gates,
         variance=variance,
         first_order=first_order,
         target_stderr=target_stderr,
         n_simulator_requests=n_direct,
         n_setup_circuits=n_setup_circuits,
         notes=notes,
-        n_executed_tapes=len(
-            executed_batch(plan.tapes, plan.device, plan.diff_method, plan.broadcast)[0]
-        ),
+        n_executed_tapes=n_executed,
     )
 
 

@@ -31,10 +31,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pennylane.measurements import DensityMatrixMP, StateMP
 
 from .execution import as_jax_arrays, concrete_jax, execute_batch, executed_batch
+
+
+class PlanBlock(NamedTuple):
+    """Consecutive tapes of a plan that run on one device (a function model's QNodes may
+    live on several devices)."""
+
+    n_tapes: int
+    device: object
+    diff_method: str | None
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,10 @@ class Plan:
         broadcast (bool): whether the executor may run tapes that differ only in their
             parameters as one parameter-broadcast tape (:func:`.execution.execute_batch`);
             ``False`` runs every tape on its own. Either way ``tapes`` lists every circuit.
+        blocks (tuple[PlanBlock]): for the plan of a function model whose QNodes run on
+            several devices, which consecutive tapes run on which device (``device`` and
+            ``diff_method`` are then the first block's); empty when every tape runs on
+            ``device``. Use :attr:`parts`.
     """
 
     method: str
@@ -70,6 +84,18 @@ class Plan:
     simulator_requests: tuple
     processing_fn: Callable
     broadcast: bool = True
+    blocks: tuple = ()
+
+    @property
+    def parts(self) -> tuple:
+        """``((tapes, device, diff_method), ...)``: the tapes of each device, in plan order."""
+        if not self.blocks:
+            return ((self.tapes, self.device, self.diff_method),)
+        parts, start = [], 0
+        for block in self.blocks:
+            parts.append((self.tapes[start : start + block.n_tapes], block.device, block.diff_method))
+            start += block.n_tapes
+        return tuple(parts)
 
     @property
     def returns_states(self) -> bool:
@@ -95,16 +121,21 @@ def execute_plan(plan: Plan, run_tapes: Callable[[Sequence, object], Sequence] |
     ``plan.broadcast`` is ``False``).
     """
     if run_tapes is not None:  # an executor of its own gets every circuit as its own tape
-        tapes, gather, _ = executed_batch(plan.tapes, plan.device, plan.diff_method, False)
-        results = gather(run_tapes(tapes, plan.device))
+        results = []
+        for tapes, device, diff_method in plan.parts:
+            tapes, gather, _ = executed_batch(tapes, device, diff_method, False)
+            results.extend(gather(run_tapes(tapes, device)))
         values = tuple(request() for request in plan.simulator_requests)
-        return plan.processing_fn(results, values)
+        return plan.processing_fn(tuple(results), values)
     # an eager call with JAX values runs and is processed in NumPy (see execute_batch); its
     # attributions come back as JAX arrays, in JAX's precision, as a traced call's would
     eager_jax = plan.broadcast and concrete_jax(plan.tapes)
-    results = execute_batch(
-        plan.tapes, plan.device, diff_method=plan.diff_method, broadcast=plan.broadcast
-    )
+    results = []
+    for tapes, device, diff_method in plan.parts:
+        results.extend(
+            execute_batch(tapes, device, diff_method=diff_method, broadcast=plan.broadcast)
+        )
+    results = tuple(results)
     values = tuple(request() for request in plan.simulator_requests)
     output = plan.processing_fn(results, values)
     if eager_jax:

@@ -35,6 +35,7 @@ from .core import GRADIENT_RULES, Engine, ModelCall, bind_arguments
 from .cost import cost_report
 from .encodings import find_amplitude_encoding, output_sentences
 from .execution import shots_of
+from .functions import FunctionCall, FunctionEngine, bind_function_arguments, model_call
 from .inputs import InputTraceError
 from .plan import Plan, execute_plan
 from .torch_bridge import call_with_torch, detached, has_torch
@@ -81,6 +82,8 @@ def _engine_for(call, options):
         raise ValueError(
             f"target={options.target} is out of range: the model has {call.n_outputs} outputs."
         )
+    if isinstance(call, FunctionCall):
+        return FunctionEngine(call, options.gradient, options.ancilla, broadcast=options.broadcast)
     return Engine(call, options.gradient, options.ancilla, broadcast=options.broadcast)
 
 
@@ -123,7 +126,7 @@ def _format(call, result, options):
     values = qml.math.reshape(result.values, shape)
     stderr = qml.math.sqrt(qml.math.reshape(result.variance, shape))
     delta = result.delta
-    single = len(call.tape.measurements) == 1 and call.n_outputs == 1
+    single = call.single_output
     if options.target is not None or single:
         k = 0 if single else options.target
         values, stderr = values[k], stderr[k]
@@ -148,7 +151,114 @@ _AUTOGRAPH = (
 )
 
 
-class ExplainedQNode(qml.QNode):
+class Explanation:
+    """What every explained model does (an :class:`ExplainedQNode` or an
+    :class:`ExplainedFunction`): build the plan of a call, run it, show and cost its circuits.
+
+    Subclasses set ``model`` (what is explained), ``method`` and ``options``, and define
+    :meth:`traced_call` and :meth:`bound_input`."""
+
+    def traced_call(self, args, kwargs):
+        """The traced call (:class:`~.core.ModelCall` or :class:`~.functions.FunctionCall`)."""
+        raise NotImplementedError
+
+    def bound_input(self, args, kwargs):
+        """The explained argument of a call, or ``None`` when it cannot be found (the engine
+        then raises its own error)."""
+        raise NotImplementedError
+
+    def with_method(self, method):
+        """This explanation with another method object (a prepared one)."""
+        return type(self)(self.model, method, self.options)
+
+    def plan(self, *args, **kwargs) -> Plan:
+        """The :class:`~.plan.Plan` of the explanation of ``model(*args, **kwargs)``: its
+        tapes, device(s) and processing function (after validation; nothing runs).
+
+        A method with a preparation step that runs circuits (Taylor-Fourier's
+        ``root="search"``) raises here: ``explained.prepare(*args).plan(*args)`` runs that step
+        first. Torch tensors are explained as detached JAX arrays here."""
+        args, kwargs = detached(args, kwargs)
+        return make_plan(self.traced_call(args, kwargs), self.options, self.method)
+
+    @property
+    def needs_preparation(self) -> bool:
+        """Whether :meth:`prepare` must run circuits before :meth:`plan` can be built."""
+        return needs_preparation(self.method)
+
+    def prepare(self, *args, **kwargs):
+        """This explanation with its preparation step done for ``model(*args, **kwargs)``.
+
+        For Taylor-Fourier's ``root="search"`` this runs the Newton search (one plan of forward
+        and gradient circuits per step) and returns an explanation whose root is the one found
+        for these arguments; for every other method it returns ``self`` and runs nothing.
+        Calling the explanation is ``execute_plan(explained.prepared_plan(*args))``, which
+        does both while tracing the call once."""
+        if not self.needs_preparation:
+            return self
+        args, kwargs = detached(args, kwargs)
+        call = self.traced_call(args, kwargs)
+        return self.with_method(prepare_method(call, self.options, self.method))
+
+    def construct_batch(self, *args, **kwargs):
+        """The tapes one explanation executes (after validation; nothing runs)."""
+        return list(self.plan(*args, **kwargs).tapes)
+
+    def draw(self, *args, index=0, **kwargs):
+        """Text drawing of the ``index``-th generated tape."""
+        tapes = self.construct_batch(*args, **kwargs)
+        return qml.drawer.tape_text(tapes[index], decimals=2, max_length=120)
+
+    def cost(self, *args, target_stderr=None, gate_set=None, **kwargs):
+        """Circuits, gates and shots of one explanation, before it runs (see :mod:`.cost`)."""
+        return cost_report(self, *args, target_stderr=target_stderr, gate_set=gate_set, **kwargs)
+
+    def prepared_plan(self, *args, **kwargs) -> Plan:
+        """``self.prepare(*args, **kwargs).plan(*args, **kwargs)``, tracing the call once: the
+        plan that calling the explanation executes (its preparation step, if any, runs here)."""
+        args, kwargs = detached(args, kwargs)
+        return prepared_plan(self.traced_call(args, kwargs), self.options, self.method)
+
+    def __call__(self, *args, **kwargs):
+        """The explanation of ``model(*args, **kwargs)``.
+
+        Torch tensors (a ``torch``-interface QNode, the ``qnode`` of a ``qml.qnn.TorchLayer``)
+        give torch tensors of the input's dtype and device, differentiable with
+        ``torch.autograd`` with respect to every tensor that requires grad (see
+        :mod:`.torch_bridge`). Inside ``qml.qjit`` the tapes become Catalyst QNodes."""
+        if catalyst_tracing():  # inside qml.qjit: the tapes become Catalyst QNodes
+            return self._compiled_call(*args, **kwargs)
+        if has_torch(args, kwargs):
+            return call_with_torch(self.explain, args, kwargs, x=self.bound_input(args, kwargs))
+        return self.explain(*args, **kwargs)
+
+    def explain(self, *args, **kwargs):
+        """The explanation of a call with NumPy, autograd or JAX arrays (what calling the
+        explanation runs): ``execute_plan(self.prepared_plan(*args, **kwargs))``."""
+        return execute_plan(self.prepared_plan(*args, **kwargs))
+
+    def _compiled_call(self, *args, **kwargs):
+        """The explanation inside a ``qml.qjit`` program (what calling it does while Catalyst
+        traces): the plan as usual, its tapes run as Catalyst QNodes (:mod:`.compiled`).
+
+        Explanations Catalyst does not compile (other methods or devices, autodiff rules,
+        shots, input maps JAX cannot trace, function models) are refused with a
+        ``ValueError`` while tracing, before anything is compiled or run."""
+        if not isinstance(self.model, qml.QNode):
+            raise ValueError(
+                "Catalyst (qml.qjit) compiles explanations of a QNode; this explanation is of a "
+                "function of QNodes. Call it without qml.qjit (jax.jit works)."
+            )
+        check_compilable(self.method.public_name, self.model.device)
+        try:
+            plan = self.plan(*args, **kwargs)
+        except InputTraceError as error:
+            raise untraceable_input(error) from error
+        check_compilable_plan(plan)
+        return execute_plan(plan, run_tapes)
+
+
+class ExplainedQNode(Explanation, qml.QNode):
     """A QNode wrapped by an attribution method: call it like the QNode to get attributions.
 
     Returns the attribution (shape of the input, or ``(n_outputs, *shape)`` when the QNode has
@@ -182,6 +292,10 @@ class ExplainedQNode(qml.QNode):
         self.qnode, self.method, self.options = qnode, method, options
         functools.update_wrapper(self, qnode, updated=())
 
+    @property
+    def model(self):
+        return self.qnode
+
     def __getattr__(self, name):
         if name in ("qnode", "method", "options"):  # not yet set (e.g. during unpickling)
             raise AttributeError(name)
@@ -193,50 +307,15 @@ class ExplainedQNode(qml.QNode):
     def __repr__(self):
         return f"<ExplainedQNode: {self.method.public_name} of {self.qnode!r}>"
 
-    def plan(self, *args, **kwargs) -> Plan:
-        """The :class:`~.plan.Plan` of the explanation of ``qnode(*args, **kwargs)``: its
-        tapes, device and processing function (after validation; nothing runs).
+    def traced_call(self, args, kwargs):
+        return ModelCall(self.qnode, args, kwargs, self.options.argnums)
 
-        A method with a preparation step that runs circuits (Taylor-Fourier's
-        ``root="search"``) raises here: ``explained.prepare(*args).plan(*args)`` runs that step
-        first. Torch tensors are explained as detached JAX arrays here."""
-        args, kwargs = detached(args, kwargs)
-        call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
-        return make_plan(call, self.options, self.method)
-
-    @property
-    def needs_preparation(self) -> bool:
-        """Whether :meth:`prepare` must run circuits before :meth:`plan` can be built."""
-        return needs_preparation(self.method)
-
-    def prepare(self, *args, **kwargs) -> ExplainedQNode:
-        """This explanation with its preparation step done for ``qnode(*args, **kwargs)``.
-
-        For Taylor-Fourier's ``root="search"`` this runs the Newton search (one plan of forward
-        and gradient circuits per step) and returns an explanation whose root is the one found
-        for these arguments; for every other method it returns ``self`` and runs nothing.
-        Calling the explanation is ``execute_plan(explained.prepared_plan(*args))``, which
-        does both while tracing the call once."""
-        if not self.needs_preparation:
-            return self
-        args, kwargs = detached(args, kwargs)
-        call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
-        return ExplainedQNode(
-            self.qnode, prepare_method(call, self.options, self.method), self.options
-        )
-
-    def construct_batch(self, *args, **kwargs):
-        """The tapes one explanation executes (after validation; nothing runs)."""
-        return list(self.plan(*args, **kwargs).tapes)
-
-    def draw(self, *args, index=0, **kwargs):
-        """Text drawing of the ``index``-th generated tape."""
-        tapes = self.construct_batch(*args, **kwargs)
-        return qml.drawer.tape_text(tapes[index], decimals=2, max_length=120)
-
-    def cost(self, *args, target_stderr=None, gate_set=None, **kwargs):
-        """Circuits, gates and shots of one explanation, before it runs (see :mod:`.cost`)."""
-        return cost_report(self, *args, target_stderr=target_stderr, gate_set=gate_set, **kwargs)
+    def bound_input(self, args, kwargs):
+        try:
+            args, _, argnum = bind_arguments(self.qnode, args, kwargs, self.options.argnums)
+        except (TypeError, ValueError):
+            return None
+        return args[argnum] if -len(args) <= argnum < len(args) else None
 
     def update(self, **kwargs):
         """This explanation of ``self.qnode.update(**kwargs)`` (a new device, diff_method...)."""
@@ -247,54 +326,47 @@ class ExplainedQNode(qml.QNode):
         ``qml.set_shots(explained, shots=n)``)."""
         return ExplainedQNode(self.qnode.update_shots(shots), self.method, self.options)
 
-    def prepared_plan(self, *args, **kwargs) -> Plan:
-        """``self.prepare(*args, **kwargs).plan(*args, **kwargs)``, tracing the call once: the
-        plan that calling the explanation executes (its preparation step, if any, runs here)."""
-        args, kwargs = detached(args, kwargs)
-        call = ModelCall(self.qnode, args, kwargs, self.options.argnums)
-        return prepared_plan(call, self.options, self.method)
 
-    def __call__(self, *args, **kwargs):
-        """The explanation of ``qnode(*args, **kwargs)``.
+class ExplainedFunction(Explanation):
+    """A function of QNodes (the user's model) wrapped by an attribution method: call it like
+    the function to get attributions of its output.
 
-        Torch tensors (a ``torch``-interface QNode, the ``qnode`` of a ``qml.qnn.TorchLayer``)
-        give torch tensors of the input's dtype and device, differentiable with
-        ``torch.autograd`` with respect to every tensor that requires grad (see
-        :mod:`.torch_bridge`). Inside ``qml.qjit`` the tapes become Catalyst QNodes."""
-        if catalyst_tracing():  # inside qml.qjit: the tapes become Catalyst QNodes
-            return self._compiled_call(*args, **kwargs)
-        if has_torch(args, kwargs):
-            return call_with_torch(self.explain, args, kwargs, x=self._input(args, kwargs))
-        return self.explain(*args, **kwargs)
+    The QNodes the function calls are found by running it (:mod:`.functions`); each runs its
+    own circuits on its own device, and the classical code around them is differentiated by
+    JAX (JAX inputs) or autograd (NumPy inputs). Calls, return values, ``plan``, ``prepare``,
+    ``construct_batch``, ``draw`` and ``cost`` are as for :class:`ExplainedQNode`; a plan of a
+    model whose QNodes run on several devices lists them in ``plan.parts``.
+    """
 
-    def explain(self, *args, **kwargs):
-        """The explanation of a call with NumPy, autograd or JAX arrays (what calling the
-        explained QNode runs): ``execute_plan(self.prepared_plan(*args, **kwargs))``."""
-        return execute_plan(self.prepared_plan(*args, **kwargs))
+    device = None  # the QNodes' devices are those of each call's plan
 
-    def _input(self, args, kwargs):
-        """The explained argument of a call, or ``None`` when it cannot be found (the engine
-        then raises its own error)."""
+    def __init__(self, func, method, options: Options):
+        if isinstance(func, Explanation):
+            raise TypeError(
+                f"{method.public_name} explains a model, and this one is already an "
+                f"explanation ({func.method.public_name}); explain its .model instead."
+            )
+        self.func, self.method, self.options = func, method, options
+        functools.update_wrapper(self, func, updated=())
+
+    @property
+    def model(self):
+        return self.func
+
+    def __repr__(self):
+        return f"<ExplainedFunction: {self.method.public_name} of {self.func!r}>"
+
+    def traced_call(self, args, kwargs):
+        return model_call(self.func, args, kwargs, self.options.argnums)
+
+    def bound_input(self, args, kwargs):
         try:
-            args, _, argnum = bind_arguments(self.qnode, args, kwargs, self.options.argnums)
+            args, _, argnum = bind_function_arguments(
+                self.func, args, kwargs, self.options.argnums
+            )
         except (TypeError, ValueError):
             return None
-        return args[argnum] if -len(args) <= argnum < len(args) else None
-
-    def _compiled_call(self, *args, **kwargs):
-        """The explanation inside a ``qml.qjit`` program (what calling it does while Catalyst
-        traces): the plan as usual, its tapes run as Catalyst QNodes (:mod:`.compiled`).
-
-        Explanations Catalyst does not compile (other methods or devices, autodiff rules,
-        shots, input maps JAX cannot trace) are refused with a ``ValueError`` while tracing,
-        before anything is compiled or run."""
-        check_compilable(self.method.public_name, self.qnode.device)
-        try:
-            plan = self.plan(*args, **kwargs)
-        except InputTraceError as error:
-            raise untraceable_input(error) from error
-        check_compilable_plan(plan)
-        return execute_plan(plan, run_tapes)
+        return args[argnum]
 
 
 @Transform.generic_register
@@ -331,6 +403,10 @@ class TapeCall:
     @property
     def n_outputs(self):
         return len(self.sentences)
+
+    @property
+    def single_output(self):
+        return len(self.tape.measurements) == 1 and self.n_outputs == 1
 
     @staticmethod
     def amplitude_of(vector):
@@ -411,16 +487,17 @@ def attribution_transform(method_class, doc):
         return ExplainedQNode(qnode, method, shared)
 
     @transform.register
-    def _refuse_other_callables(obj: Callable, *_targs, **_options):
-        hint = "Decorate the QNode, not its quantum function."
+    def _apply_to_function(obj: Callable, *targs, **options):
+        if targs:
+            raise TypeError(_KEYWORD_ONLY.format(name=method_class.public_name, args=targs))
         if isinstance(getattr(obj, "qnode", None), qml.QNode):  # qml.qnn.TorchLayer, KerasLayer
-            hint = (
-                f"Explain its QNode: xqml.{method_class.public_name}(layer.qnode), called as "
+            raise TypeError(
+                f"{method_class.public_name} explains a QNode or a function of QNodes; got "
+                f"{type(obj).__name__}, a layer whose weights live inside it. Explain its QNode: "
+                f"xqml.{method_class.public_name}(layer.qnode), called as "
                 "explained(x, **layer.qnode_weights)."
             )
-        raise TypeError(
-            f"{method_class.public_name} explains a qml.QNode (or a tape); got "
-            f"{type(obj).__name__}. {hint}"
-        )
+        method, shared = split_options(method_class, dict(options))
+        return ExplainedFunction(obj, method, shared)
 
     return transform
