@@ -67,14 +67,18 @@ from .core import ModelCall
 from .execution import execute_batch, row_of
 from .inputs import bind_broadcast_parameters
 from .plan import execute_plan
-from .transform import ExplainedQNode
+from .transform import ExplainedFunction, ExplainedQNode, Explanation
 from .validation import check_positive_int, is_int
 
 BATCH_AXIS = "batch"
 
 
 def _simulated_in_xla(explainer):
-    """Whether ``explainer`` runs inside XLA (default.qubit), rather than through host callbacks."""
+    """Whether ``explainer`` runs inside XLA (default.qubit), rather than through host callbacks
+    (an explained function of QNodes, whose devices are known only per call, always takes the
+    callback route, which runs on any device)."""
+    if isinstance(explainer, ExplainedFunction):
+        return False
     return (
         not isinstance(explainer, ExplainedQNode) or explainer.qnode.device.name == "default.qubit"
     )
@@ -94,8 +98,10 @@ def _resolve_devices(devices, explainer):
             return available[:1]
         requested = devices if isinstance(devices, (int, np.integer)) else len(list(devices))
         if requested != 1:
+            name = getattr(getattr(explainer, "qnode", None), "device", None)
+            name = name.name if name is not None else "A function model's QNodes"
             raise ValueError(
-                f"{explainer.qnode.device.name} is executed through host callbacks on one device "
+                f"{name} is executed through host callbacks on one device "
                 "object, which cannot run several shards concurrently; use devices=1 (or None), "
                 "or default.qubit, which XLA runs on every JAX device."
             )
@@ -135,6 +141,9 @@ def _validated_inputs(explainer, args, argnums, kwargs):
     bad = ~np.isfinite(rows).all(axis=1)
     if bad.any():
         raise ValueError(f"Input rows {np.flatnonzero(bad)[:10].tolist()} contain NaN or inf.")
+    if isinstance(explainer, ExplainedFunction):
+        row_args = args[:argnums] + (inputs[0],) + args[argnums + 1 :]
+        explainer.traced_call(row_args, kwargs)  # traced at the first row: checks it, runs nothing
     if isinstance(explainer, ExplainedQNode):
         # traces the model at the first row (nothing runs): shapes and options are checked here
         row_args = args[:argnums] + (inputs[0],) + args[argnums + 1 :]
@@ -153,7 +162,8 @@ def _validated_inputs(explainer, args, argnums, kwargs):
 
 def _position_of(explainer, name):
     """The position of the argument ``name`` of the explained QNode (or of a plain function)."""
-    func = explainer.qnode.func if isinstance(explainer, ExplainedQNode) else explainer
+    func = explainer.model if isinstance(explainer, Explanation) else explainer
+    func = func.func if isinstance(func, qml.QNode) else func
     names = list(inspect.signature(func).parameters)
     if name not in names:
         raise ValueError(f"argnums={name!r} does not name an argument (its arguments: {names}).")
@@ -397,7 +407,7 @@ def explain_batch(
     ((10, 4), True)
     """
     if argnums is None:
-        argnums = explainer.options.argnums if isinstance(explainer, ExplainedQNode) else 0
+        argnums = explainer.options.argnums if isinstance(explainer, Explanation) else 0
     if isinstance(argnums, str):
         argnums = _position_of(explainer, argnums)
     if not is_int(argnums):
