@@ -69,7 +69,9 @@ def kernel_svm(x, weights, bias):  # one QNode called once per support vector
 
 
 def ensemble(x, weights, bias):
-    return (circuit(weights, x) + probs_circuit(weights, x)[3] + circuit_lightning(weights, x)) / 3 + bias
+    return (
+        circuit(weights, x) + probs_circuit(weights, x)[3] + circuit_lightning(weights, x)
+    ) / 3 + bias
 
 
 MODELS = {
@@ -124,7 +126,9 @@ def test_gradient_methods_equal_jax_grad(name):
     assert_close(ixg, _squeeze(jac * X, model))
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize(
+    "name", ["tanh"] + [pytest.param(n, marks=pytest.mark.slow) for n in list(MODELS)[1:]]
+)
 def test_integrated_gradients_equal_quadrature(name):
     model = MODELS[name]
     nodes, weights = np.polynomial.legendre.leggauss(64)
@@ -137,7 +141,11 @@ def test_integrated_gradients_equal_quadrature(name):
     assert_close(jnp.abs(delta), jnp.zeros_like(delta), atol64=1e-9)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize(
+    "name",
+    ["tanh", "kernel_svm"]
+    + [pytest.param(n, marks=pytest.mark.slow) for n in ("softmax", "ensemble")],
+)
 def test_perturbation_methods_equal_brute_force(name):
     model = MODELS[name]
     baseline = np.array([0.2, 0.1])
@@ -145,7 +153,10 @@ def test_perturbation_methods_equal_brute_force(name):
     assert_close(shapley, _squeeze(_shapley_brute_force(model, X, baseline), model))
     ablation = xqml.feature_ablation(model, baselines=baseline)(*_args())
     reference = np.stack(
-        [_outputs(model, X) - _outputs(model, np.where(np.arange(2) == i, baseline, X)) for i in range(2)],
+        [
+            _outputs(model, X) - _outputs(model, np.where(np.arange(2) == i, baseline, X))
+            for i in range(2)
+        ],
         axis=-1,
     )
     assert_close(ablation, _squeeze(reference, model))
@@ -285,10 +296,13 @@ def test_numpy_and_autograd_models_equal_jax():
         got = method(classifier_np, **options)(X, WEIGHTS, BIAS)
         assert isinstance(got, np.ndarray)
         assert_close(got, expected)
-        got = method(classifier_np, **options)(pnp.array(X, requires_grad=False), pnp.array(WEIGHTS), BIAS)
+        got = method(classifier_np, **options)(
+            pnp.array(X, requires_grad=False), pnp.array(WEIGHTS), BIAS
+        )
         assert_close(got, expected)
 
 
+@pytest.mark.slow
 def test_torch_model_equals_jax_and_differentiates_weights():
     torch = pytest.importorskip("torch")
 
@@ -309,8 +323,9 @@ def test_torch_model_equals_jax_and_differentiates_weights():
     assert_close(w.grad[0, 0].item(), fd.item(), rtol=1e-5, atol=1e-7)
 
 
-def test_jit_vmap_and_weight_gradients():
-    explained = xqml.integrated_gradients(softmax_head, target=0)
+@pytest.mark.slow
+def test_jit_and_vmap():
+    explained = xqml.integrated_gradients(softmax_head, target=0, n_steps=8)
     x, w, b = _args()
     eager = explained(x, w, b)
     assert_close(jax.jit(explained)(x, w, b), eager)
@@ -318,17 +333,23 @@ def test_jit_vmap_and_weight_gradients():
     batched = jax.vmap(explained, in_axes=(0, None, None))(rows, w, b)
     assert_close(batched[1], explained(rows[1], w, b))
 
+
+def test_weight_gradients_equal_central_differences():
+    explained = xqml.integrated_gradients(tanh_classifier, n_steps=8)
+    x, w, b = _args()
+
     def loss(w, b):
         return jnp.sum(explained(x, w, b) ** 2)
 
     grad_w, grad_b = jax.grad(loss, argnums=(0, 1))(w, b)
-    eps = 1e-5
+    x64 = jax.config.jax_enable_x64
+    eps, rtol = (1e-5, 1e-5) if x64 else (1e-2, 2e-2)  # float32: a step above round-off
     for index in np.ndindex(WEIGHTS.shape):
         step = jnp.zeros_like(w).at[index].set(eps)
         fd = (loss(w + step, b) - loss(w - step, b)) / (2 * eps)
-        assert_close(grad_w[index], fd, rtol=1e-5, atol=1e-8)
+        assert_close(grad_w[index], fd, rtol=rtol, atol=1e-8 if x64 else 1e-4)
     fd_b = (loss(w, b + eps) - loss(w, b - eps)) / (2 * eps)
-    assert_close(grad_b, fd_b, rtol=1e-5, atol=1e-8)
+    assert_close(grad_b, fd_b, rtol=rtol, atol=1e-8 if x64 else 1e-4)
 
 
 def test_explain_batch_and_cost_cover_every_qnode():
@@ -341,9 +362,12 @@ def test_explain_batch_and_cost_cover_every_qnode():
     devices = [device.name for _, device, _ in plan.parts]
     assert devices == ["default.qubit", "lightning.qubit"]
     report = explained.cost(*_args())
-    assert report.n_circuits == sum(len(t) if t else 0 for t, _, _ in plan.parts) or report.n_circuits >= len(plan.tapes)
+    assert report.n_circuits == sum(
+        len(t) if t else 0 for t, _, _ in plan.parts
+    ) or report.n_circuits >= len(plan.tapes)
 
 
+@pytest.mark.slow
 def test_shots_within_reported_standard_errors():
     device = qml.device("default.qubit", wires=2, seed=11)
     noisy = qml.set_shots(qml.QNode(_angle_circuit, device), shots=20000)

@@ -70,9 +70,7 @@ def _forward(jaxpr, tracked, affine):
                 inner_tracked = [w for w, f in zip(inner.invars, flags) if f]
                 inner_dep, inner_nonlin = _forward(inner, inner_tracked, True)
                 outs = list(zip(eqn.outvars, inner.outvars))
-                nonlinear.update(
-                    o for o, w in outs if not _is_literal(w) and w in inner_nonlin
-                )
+                nonlinear.update(o for o, w in outs if not _is_literal(w) and w in inner_nonlin)
                 dependent.difference_update(
                     o for o, w in outs if _is_literal(w) or w not in inner_dep
                 )

@@ -50,7 +50,7 @@ from pennylane.measurements import ExpectationMP, ProbabilityMP
 from .core import Engine, ModelCall
 from .dataflow import is_affine_in, outputs_depend_on
 from .encodings import is_complex
-from .inputs import InputTraceError, is_jax_value
+from .inputs import is_jax_value
 from .plan import Plan, PlanBlock
 from .validation import check_finite, leaves
 
@@ -58,14 +58,21 @@ from .validation import check_finite, leaves
 # intercepting QNode calls
 # ---------------------------------------------------------------------------------------------
 
-_LOCAL = threading.local()
+
+class _Handlers(threading.local):
+    """Each thread's stack of interception handlers (innermost last)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack = []
+
+
+_LOCAL = _Handlers()
 _PATCH_LOCK = threading.Lock()
 _PATCH = {"count": 0, "original": None}
 
 
 def _handlers():
-    if not hasattr(_LOCAL, "stack"):
-        _LOCAL.stack = []
     return _LOCAL.stack
 
 
@@ -83,7 +90,7 @@ def intercepting(handler):
             @functools.wraps(original)
             def call(self, *args, **kwargs):
                 stack = _handlers()
-                if stack and type(self) is qml.QNode:  # noqa: E721 (subclasses: explanations)
+                if stack and type(self) is qml.QNode:
                     return stack[-1](self, args, kwargs)
                 return original(self, *args, **kwargs)
 
@@ -101,7 +108,7 @@ def intercepting(handler):
                 qml.QNode.__call__ = _PATCH["original"]
 
 
-class _Captured(Exception):  # noqa: N818 (control flow, not an error)
+class _Captured(Exception):
     """Raised by the recording handler to stop the model at the call being captured."""
 
     def __init__(self, args, kwargs):
@@ -238,9 +245,11 @@ class FunctionCall:
         check_finite(x, "The input")
         self.x = x
         self.shape = tuple(qml.math.shape(x))
-        self.framework = _framework(x) if not any(
-            is_jax_value(leaf) for leaf in leaves((args, kwargs))
-        ) else "jax"
+        self.framework = (
+            _framework(x)
+            if not any(is_jax_value(leaf) for leaf in leaves((args, kwargs)))
+            else "jax"
+        )
         self.calls = self._record()
         if not self.calls:
             raise FunctionModelError(
@@ -416,7 +425,9 @@ class FunctionCall:
             for u, v in zip(first, second):
                 if qml.math.is_abstract(u) or qml.math.is_abstract(v):
                     continue
-                if not np.array_equal(np.asarray(qml.math.unwrap(u)), np.asarray(qml.math.unwrap(v))):
+                if not np.array_equal(
+                    np.asarray(qml.math.unwrap(u)), np.asarray(qml.math.unwrap(v))
+                ):
                     raise FunctionModelError(
                         "An argument of a QNode inside the model depends on another QNode's "
                         "output (QNodes chained one after another): function models are "
@@ -427,10 +438,15 @@ class FunctionCall:
         """Whether the head uses the input other than through the QNodes (read off the jaxpr)."""
         qvalues = [qml.math.full((c.size,), 0.25, like="numpy") for c in self.calls]
         try:
-            return outputs_depend_on(
-                lambda x, q: self.head(x, q), (np.asarray(qml.math.unwrap(self.x)) * 1.0, qvalues),
-                [0],
-            ) if not qml.math.is_abstract(self.x) else self._head_uses_input_abstract(qvalues)
+            return (
+                outputs_depend_on(
+                    lambda x, q: self.head(x, q),
+                    (np.asarray(qml.math.unwrap(self.x)) * 1.0, qvalues),
+                    [0],
+                )
+                if not qml.math.is_abstract(self.x)
+                else self._head_uses_input_abstract(qvalues)
+            )
         except (TypeError, ValueError):  # a head JAX cannot trace: assume it does
             return True
 
@@ -732,7 +748,11 @@ class FunctionEngine:
             spans.append((len(tapes), len(sub.tapes), len(requests), len(sub.simulator_requests)))
             tapes.extend(sub.tapes)
             requests.extend(sub.simulator_requests)
-            if blocks and blocks[-1].device is sub.device and blocks[-1].diff_method == sub.diff_method:
+            if (
+                blocks
+                and blocks[-1].device is sub.device
+                and blocks[-1].diff_method == sub.diff_method
+            ):
                 blocks[-1] = blocks[-1]._replace(n_tapes=blocks[-1].n_tapes + len(sub.tapes))
             else:
                 blocks.append(PlanBlock(len(sub.tapes), sub.device, sub.diff_method))

@@ -93,7 +93,9 @@ class Plan:
             return ((self.tapes, self.device, self.diff_method),)
         parts, start = [], 0
         for block in self.blocks:
-            parts.append((self.tapes[start : start + block.n_tapes], block.device, block.diff_method))
+            parts.append(
+                (self.tapes[start : start + block.n_tapes], block.device, block.diff_method)
+            )
             start += block.n_tapes
         return tuple(parts)
 

@@ -242,10 +242,10 @@ class Explanation:
         traces): the plan as usual, its tapes run as Catalyst QNodes (:mod:`.compiled`).
 
         Explanations Catalyst does not compile (other methods or devices, autodiff rules,
-        shots, input maps JAX cannot trace, function models) are refused with a
-        ``ValueError`` while tracing, before anything is compiled or run."""
+        shots, input maps JAX cannot trace) are refused with a ``ValueError`` while tracing,
+        and function models with a ``TypeError``, before anything is compiled or run."""
         if not isinstance(self.model, qml.QNode):
-            raise ValueError(
+            raise TypeError(
                 "Catalyst (qml.qjit) compiles explanations of a QNode; this explanation is of a "
                 "function of QNodes. Call it without qml.qjit (jax.jit works)."
             )
@@ -361,9 +361,7 @@ class ExplainedFunction(Explanation):
 
     def bound_input(self, args, kwargs):
         try:
-            args, _, argnum = bind_function_arguments(
-                self.func, args, kwargs, self.options.argnums
-            )
+            args, _, argnum = bind_function_arguments(self.func, args, kwargs, self.options.argnums)
         except (TypeError, ValueError):
             return None
         return args[argnum]
