@@ -6,7 +6,8 @@ from .devices import DeviceReport, check_device
 from .engine.batching import explain_batch
 from .engine.core import ModelCall
 from .engine.cost import CostReport, GateCounts, QPertCost, cost_report
-from .engine.transform import ExplainedQNode
+from .engine.functions import FunctionModelError
+from .engine.transform import ExplainedFunction, ExplainedQNode
 from .methods import qpert
 from .methods.gate_shapley import GateShapley, GateShapleyResult, gate_shapley
 from .methods.gradcam import CAMWeights, GradCAM, grad_cam, grad_cam_cost
@@ -44,7 +45,9 @@ __all__ = [
     "CAMWeights",
     "CostReport",
     "DeviceReport",
+    "ExplainedFunction",
     "ExplainedQNode",
+    "FunctionModelError",
     "GateCounts",
     "GateShapley",
     "GateShapleyResult",
