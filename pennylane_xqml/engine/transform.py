@@ -37,7 +37,7 @@ from .encodings import find_amplitude_encoding, output_sentences
 from .execution import shots_of
 from .inputs import InputTraceError
 from .plan import Plan, execute_plan
-from .torch_bridge import call_with_torch, detached, has_torch
+from .torch_bridge import call_with_torch, constant_options, detached, has_torch
 from .validation import check_bool, is_int
 
 
@@ -54,7 +54,9 @@ class Options(NamedTuple):
 
 
 def split_options(method_class, options):
-    """``(method, Options)`` from keyword options; the method validates its own."""
+    """``(method, Options)`` from keyword options; the method validates its own. Torch tensors
+    among the options (``baselines``, ``background``, ``root``, ...) are taken as NumPy arrays."""
+    options = constant_options(options, method_class.public_name)
     common = {k: options.pop(k) for k in Options._fields if k in options}
     shared = Options(**common)
     argnums = shared.argnums
@@ -264,7 +266,7 @@ class ExplainedQNode(qml.QNode):
         if catalyst_tracing():  # inside qml.qjit: the tapes become Catalyst QNodes
             return self._compiled_call(*args, **kwargs)
         if has_torch(args, kwargs):
-            return call_with_torch(self.explain, args, kwargs, x=self._input(args, kwargs))
+            return call_with_torch(self.explain, args, kwargs, x=self.input_of(*args, **kwargs))
         return self.explain(*args, **kwargs)
 
     def explain(self, *args, **kwargs):
@@ -272,9 +274,9 @@ class ExplainedQNode(qml.QNode):
         explained QNode runs): ``execute_plan(self.prepared_plan(*args, **kwargs))``."""
         return execute_plan(self.prepared_plan(*args, **kwargs))
 
-    def _input(self, args, kwargs):
-        """The explained argument of a call, or ``None`` when it cannot be found (the engine
-        then raises its own error)."""
+    def input_of(self, *args, **kwargs):
+        """The explained argument of ``qnode(*args, **kwargs)``, or ``None`` when it cannot be
+        found (the engine then raises its own error)."""
         try:
             args, _, argnum = bind_arguments(self.qnode, args, kwargs, self.options.argnums)
         except (TypeError, ValueError):
@@ -411,7 +413,9 @@ def attribution_transform(method_class, doc):
         return ExplainedQNode(qnode, method, shared)
 
     @transform.register
-    def _refuse_other_callables(obj: Callable, *_targs, **_options):
+    def _refuse_other_callables(obj: Callable, *targs, **options):
+        if getattr(obj, "explains_as_its_qnode", False):  # xqml.hadamard_vjp(qnode)
+            return _apply_to_qnode(obj.qnode, *targs, **options)
         hint = "Decorate the QNode, not its quantum function."
         if isinstance(getattr(obj, "qnode", None), qml.QNode):  # qml.qnn.TorchLayer, KerasLayer
             hint = (
