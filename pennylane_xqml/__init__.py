@@ -1,7 +1,7 @@
 """pennylane-xqml: explanations (attributions) for PennyLane QNodes."""
 
 from . import metrics
-from .autodiff import hadamard_vjp, input_vjp
+from .autodiff import HadamardVJP, hadamard_vjp, input_vjp
 from .devices import DeviceReport, check_device
 from .engine.batching import explain_batch
 from .engine.core import ModelCall
@@ -52,6 +52,7 @@ __all__ = [
     "GateShapley",
     "GateShapleyResult",
     "GradCAM",
+    "HadamardVJP",
     "ModelCall",
     "QPertCost",
     "QPertExplainer",

@@ -44,7 +44,7 @@ from .engine.core import ModelCall
 from .engine.encodings import collect_words, is_complex
 from .engine.execution import ancilla_and_device, concrete_tapes, execute_batch
 
-__all__ = ["hadamard_vjp", "input_vjp"]
+__all__ = ["HadamardVJP", "hadamard_vjp", "input_vjp"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,8 +277,9 @@ def hadamard_vjp(qnode, *, argnums=0, ancilla=None):
     ``AmplitudeEmbedding``/``StatePrep``, is :func:`input_vjp`: one Hadamard-test circuit per
     Pauli word of the outputs (per input row), executed on the QNode's device with its shots, so
     it runs on hardware and is finite where an amplitude is 0. Every other floating-point
-    positional argument (the weights) is differentiated by the QNode's own ``diff_method``;
-    keyword arguments are not differentiated.
+    argument (the weights) is differentiated by the QNode's own ``diff_method``. Arguments may
+    be passed by position or by keyword (they are bound by the QNode's signature, as
+    ``qml.qnn.TorchLayer`` passes them); only keyword-only arguments are never differentiated.
 
     Args:
         qnode (QNode): the model; ``interface="jax"``/``"torch"``/``"auto"``.
@@ -287,7 +288,10 @@ def hadamard_vjp(qnode, *, argnums=0, ancilla=None):
             spare wire so they run on the very device (and ``qml.Tracker``) of the QNode.
 
     Returns:
-        callable: ``wrapped(*args, **kwargs)``.
+        HadamardVJP: ``wrapped(*args, **kwargs)``, with the QNode's ``func``, ``interface`` and
+        other attributes, so that it can be the QNode of a ``qml.qnn.TorchLayer``:
+        ``qml.qnn.TorchLayer(hadamard_vjp(qnode), weight_shapes)``, or
+        ``layer.qnode = hadamard_vjp(layer.qnode, argnums="inputs")``.
 
     The input may be batched along its leading axis (the QNode broadcasts it; the VJP runs one
     Hadamard test per word and row). Only first derivatives are defined (the VJP is computed
@@ -315,16 +319,68 @@ def hadamard_vjp(qnode, *, argnums=0, ancilla=None):
     """
     if not isinstance(qnode, qml.QNode):
         raise TypeError(f"hadamard_vjp wraps a qml.QNode; got {type(qnode).__name__}.")
+    if isinstance(argnums, str) and argnums not in inspect.signature(qnode.func).parameters:
+        names = list(inspect.signature(qnode.func).parameters)
+        raise ValueError(f"argnums={argnums!r} does not name an argument of the QNode ({names}).")
+    return HadamardVJP(qnode, argnums, ancilla)
 
-    @functools.wraps(qnode.func)
-    def wrapped(*args, **kwargs):
-        argnum = _resolve_argnum(qnode, argnums, len(args))
-        _check_leading_embedding(qnode, args, kwargs)
-        if any(_is_torch(a) for a in args):
-            return _torch_call(qnode, argnum, ancilla, args, kwargs)
-        return _jax_call(qnode, argnum, ancilla, args, kwargs)
 
-    return wrapped
+class HadamardVJP:
+    """A QNode whose amplitude input is differentiated by Hadamard tests (made by
+    :func:`hadamard_vjp`).
+
+    Calling it calls the QNode (arguments by position or by keyword, as the QNode takes them);
+    ``func``, ``interface``, ``device`` and the QNode's other attributes are the QNode's, so it
+    stands in for the QNode of a ``qml.qnn.TorchLayer`` (``qml.qnn.TorchLayer(hadamard_vjp(
+    qnode), weight_shapes)`` or ``layer.qnode = hadamard_vjp(layer.qnode, argnums="inputs")``).
+    :attr:`qnode` is the wrapped QNode; attribution methods applied to the wrapper explain it
+    (``xqml.saliency(layer.qnode)``).
+    """
+
+    #: attribution transforms explain ``self.qnode`` (:mod:`.engine.transform`)
+    explains_as_its_qnode = True
+
+    def __init__(self, qnode, argnums, ancilla):
+        # private names only: qml.qnn.TorchLayer routes ``layer.<name> = value`` to its qnode
+        # when ``name`` is in the qnode's ``__dict__`` (so ``layer.qnode = ...`` must not be)
+        self._qnode, self._argnums, self._ancilla = qnode, argnums, ancilla
+        functools.update_wrapper(self, qnode.func, updated=())
+
+    @property
+    def qnode(self):
+        """The wrapped QNode."""
+        return self._qnode
+
+    @property
+    def func(self):
+        """The QNode's quantum function (``qml.qnn.TorchLayer`` reads its signature)."""
+        return self._qnode.func
+
+    def __getattr__(self, name):
+        if name.startswith("_"):  # not yet set (unpickling, copying)
+            raise AttributeError(name)
+        return getattr(self._qnode, name)
+
+    def __repr__(self):
+        return f"<HadamardVJP of {self._qnode!r}>"
+
+    def __call__(self, *args, **kwargs):
+        args, kwargs = _bind(self._qnode, args, kwargs)
+        argnum = _resolve_argnum(self._qnode, self._argnums, len(args))
+        _check_leading_embedding(self._qnode, args, kwargs)
+        if any(_is_torch(a) for a in (*args, *kwargs.values())):
+            return _torch_call(self._qnode, argnum, self._ancilla, args, kwargs)
+        return _jax_call(self._qnode, argnum, self._ancilla, args, kwargs)
+
+
+def _bind(qnode, args, kwargs):
+    """``(args, kwargs)`` with every argument that can be positional made positional, by the
+    QNode's signature (``qml.qnn.TorchLayer`` passes everything by keyword)."""
+    try:
+        bound = inspect.signature(qnode.func).bind(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"The arguments do not match the QNode's signature: {error}") from error
+    return tuple(bound.args), dict(bound.kwargs)
 
 
 def _check_leading_embedding(qnode, args, kwargs):

@@ -18,6 +18,7 @@ import pennylane as qml
 
 from .engine.core import ModelCall
 from .engine.plan import execute_plan
+from .engine.torch_bridge import call_with_torch, constant_options, has_torch
 from .engine.transform import ExplainedQNode, prepared_plan
 
 __all__ = ["NORMS", "attribution_penalty"]
@@ -106,6 +107,9 @@ def attribution_penalty(explainer: ExplainedQNode, mask, *, norm: str = "l2") ->
         example ``penalty(x, weights)``), differentiable with respect to every argument the
         explanation is (the weights, with ``jax.grad``), and usable under ``jax.jit`` and
         ``jax.vmap`` (batch over rows with ``jax.vmap(penalty, in_axes=(0, None))``).
+        Called with torch tensors (a torch QNode, a ``qml.qnn.TorchLayer``'s ``qnode_weights``)
+        it returns a torch scalar of the input's dtype, differentiable with ``torch.autograd``
+        with respect to every tensor that requires grad (:mod:`.engine.torch_bridge`).
 
     Raises:
         TypeError: ``explainer`` is not an explained QNode, or ``mask`` is not an array of
@@ -149,10 +153,15 @@ def attribution_penalty(explainer: ExplainedQNode, mask, *, norm: str = "l2") ->
     _check_explainer(explainer)
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {tuple(NORMS)}; got {norm!r}.")
-    weights = _check_mask(mask)
+    weights = _check_mask(constant_options({"mask": mask}, "attribution_penalty")["mask"])
     power = NORMS[norm]
 
     def penalty(*args, **kwargs):
+        if has_torch(args, kwargs):  # the same penalty of the call with JAX arrays
+            return call_with_torch(jax_penalty, args, kwargs, x=explainer.input_of(*args, **kwargs))
+        return jax_penalty(*args, **kwargs)
+
+    def jax_penalty(*args, **kwargs):
         call = ModelCall(explainer.qnode, args, kwargs, explainer.options.argnums)
         shape = tuple(call.feature_shape)
         if weights.shape != shape:

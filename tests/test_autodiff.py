@@ -6,6 +6,8 @@ estimate is compared with the exact value within 4 standard errors of the estima
 covariance (:func:`xqml.input_vjp` with ``covariance=True``).
 """
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -396,3 +398,212 @@ def test_unit_norm_inputs_differentiate_the_normalised_map():
     closed = (np.eye(4) - np.outer(a, a)) @ (2 * m @ a)
     assert_close(got, jitted, rtol64=0, atol64=1e-10)
     assert_close(got, closed, rtol64=0, atol64=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# qml.qnn.TorchLayer on the hardware path (issue 22)
+# ---------------------------------------------------------------------------------------------
+
+
+def layer_circuit(inputs, weights):
+    """``circuit`` with TorchLayer's argument names."""
+    return circuit(inputs, weights)
+
+
+WEIGHT_SHAPES = {"weights": qml.StronglyEntanglingLayers.shape(1, N_QUBITS)}
+
+
+def _torch_layer(diff_method, init, how="wrap", dtype=torch.float64, shots=None, seed=None):
+    """A TorchLayer of ``layer_circuit``: ``how="wrap"`` builds it around
+    ``hadamard_vjp(qnode)``, ``"replace"`` swaps ``layer.qnode`` afterwards, ``None`` keeps
+    the QNode as it is."""
+    dev = qml.device("default.qubit", wires=N_QUBITS + 1, seed=seed)
+    qnode = qml.QNode(layer_circuit, dev, interface="torch", diff_method=diff_method)
+    if shots is not None:
+        qnode = qml.set_shots(qnode, shots=shots)
+    wrapped = xqml.hadamard_vjp(qnode) if how == "wrap" else qnode
+    layer = qml.qnn.TorchLayer(wrapped, WEIGHT_SHAPES, init_method={"weights": init})
+    if how == "replace":
+        layer.qnode = xqml.hadamard_vjp(layer.qnode, argnums="inputs")
+    return layer.to(dtype)
+
+
+def _layer_gradients(layer, X, cotangent):
+    """Outputs, input gradient and weight gradient of ``Σ cotangent * layer(X)``."""
+    x = X.clone().requires_grad_(True)
+    out = layer(x)
+    (out * cotangent).sum().backward()
+    return out.detach(), x.grad, layer.qnode_weights["weights"].grad
+
+
+class TestTorchLayer:
+    """``hadamard_vjp`` as (or inside) the QNode of a ``qml.qnn.TorchLayer``, which passes the
+    input and the weights by keyword and broadcasts over batched inputs; the reference is the
+    same TorchLayer differentiated by backprop."""
+
+    @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+    @pytest.mark.parametrize("how", ["wrap", "replace"])
+    def test_equals_backprop_layer(self, data, rng, dtype, how):
+        init = torch.tensor(data[1])
+        X = torch.tensor(rng.normal(size=(3, D_INPUT)), dtype=dtype)
+        X[:, [1, 4]] = 0.0  # zero amplitudes: PennyLane's parameter shift gives NaN there
+        layer = _torch_layer("parameter-shift", init, how, dtype)
+        assert isinstance(layer.qnode, xqml.HadamardVJP)
+        reference = _torch_layer("backprop", init, None, dtype)
+        out = reference(X)
+        cotangent = torch.tensor(rng.normal(size=tuple(out.shape)), dtype=dtype)
+        got = _layer_gradients(layer, X, cotangent)
+        expected = _layer_gradients(reference, X, cotangent)
+        np_dtype = np.float64 if dtype == torch.float64 else np.float32
+        for g, e in zip(got, expected):
+            assert g.dtype == dtype and bool(torch.all(torch.isfinite(g)))
+            assert_close(g, e, dtype=np_dtype, rtol64=0, atol64=1e-10)
+        # the contrast, on one row (PennyLane's parameter shift refuses batched inputs)
+        shifted = _torch_layer("parameter-shift", init, None, dtype)
+        assert bool(torch.isnan(_layer_gradients(shifted, X[0], 1.0)[1]).any())
+
+    def test_one_unbatched_input_and_a_device_round_trip(self, data, rng):
+        """One input row (no batch axis), the layer moved to float32 and back and to the CPU,
+        tensors moved to the CPU: gradients live where the tensors do."""
+        init = torch.tensor(data[1])
+        layer = _torch_layer("parameter-shift", init).to(torch.float32).to(torch.float64)
+        layer = layer.to("cpu")
+        reference = _torch_layer("backprop", init)
+        x = torch.tensor(rng.normal(size=D_INPUT)).to("cpu")
+        cotangent = torch.tensor(rng.normal(size=tuple(reference(x).shape))).to("cpu")
+        got = _layer_gradients(layer, x, cotangent)
+        expected = _layer_gradients(reference, x, cotangent)
+        for g, e in zip(got, expected):
+            assert g.device == x.device and g.dtype == torch.float64
+            # the float32 round trip rounded the weights: compare at float32 resolution
+            assert_close(g, e, dtype=np.float32)
+
+    def test_wrapper_stands_in_for_the_qnode(self, data):
+        """The wrapper has the QNode's func, signature and attributes; attribution methods
+        applied to it explain the QNode; calls by position and by keyword agree."""
+        layer = _torch_layer("parameter-shift", torch.tensor(data[1]))
+        wrapper = layer.qnode
+        assert wrapper.func is wrapper.qnode.func and wrapper.interface == "torch"
+        assert wrapper.device is wrapper.qnode.device
+        assert list(inspect.signature(wrapper).parameters) == ["inputs", "weights"]
+        explained = xqml.saliency(wrapper, abs=False)
+        assert explained.qnode is wrapper.qnode
+        x = torch.tensor(data[0])
+        w = layer.qnode_weights["weights"].detach()
+        by_keyword = wrapper(inputs=x, weights=w)
+        by_position = wrapper(x, w)
+        for a, b in zip(by_keyword, by_position):
+            assert_close(a, b, rtol64=0, atol64=0)
+
+    def test_refusals_run_no_circuit(self, data):
+        dev = qml.device("default.qubit", wires=3)
+
+        @qml.qnode(dev, interface="torch")
+        def angles(inputs, weights):
+            qml.AngleEmbedding(inputs, wires=range(2))
+            qml.RY(weights[0], wires=0)
+            return qml.expval(qml.Z(0))
+
+        @qml.qnode(dev, interface="torch")
+        def keyword_only(weights, *, inputs):
+            qml.AmplitudeEmbedding(inputs, wires=range(2), normalize=True)
+            qml.RY(weights[0], wires=0)
+            return qml.expval(qml.Z(0))
+
+        x = torch.tensor([0.1, 0.2], requires_grad=True)
+        w = torch.tensor([0.3], requires_grad=True)
+        with no_circuit_runs(dev):
+            with pytest.raises(ValueError, match="does not name an argument"):
+                xqml.hadamard_vjp(angles, argnums="data")
+            layer = qml.qnn.TorchLayer(xqml.hadamard_vjp(angles), {"weights": (1,)})
+            with pytest.raises(ValueError, match="AmplitudeEmbedding"):
+                layer(x)
+            with pytest.raises(ValueError, match="positional argument"):
+                xqml.hadamard_vjp(keyword_only, argnums="inputs")(w, inputs=x)
+            with pytest.raises(TypeError, match="signature"):
+                xqml.hadamard_vjp(angles)(x, w, extra=1.0)
+
+    def test_within_four_standard_errors_with_shots(self, rng):
+        """Shots: input gradients within 4 standard errors of the Hadamard tests' own
+        covariance (``input_vjp(covariance=True)``); weight gradients (parameter shift of RY
+        gates, two circuits per weight and row) within 4 standard errors of that estimator,
+        ``Var = Σ_b c_b² (Var f_b(θ+π/2) + Var f_b(θ-π/2)) / (4 shots)``."""
+        shots = 20_000
+
+        def ry_circuit(inputs, weights):
+            qml.AmplitudeEmbedding(inputs, wires=range(N_QUBITS), normalize=True, pad_with=0.0)
+            qml.BasicEntanglerLayers(weights, wires=range(N_QUBITS), rotation=qml.RY)
+            return qml.expval(qml.Z(0))
+
+        shapes = {"weights": (1, N_QUBITS)}
+        init = torch.tensor(rng.normal(size=(1, N_QUBITS)))
+        dev = qml.device("default.qubit", wires=N_QUBITS + 1, seed=21)
+        noisy = qml.set_shots(
+            qml.QNode(ry_circuit, dev, interface="torch", diff_method="parameter-shift"), shots
+        )
+        exact = qml.QNode(ry_circuit, qml.device("default.qubit"), interface="torch")
+        X = torch.tensor(rng.normal(size=(2, D_INPUT)))
+        cotangent = torch.tensor([0.8, -1.1])
+        layer = qml.qnn.TorchLayer(xqml.hadamard_vjp(noisy), shapes, init_method={"weights": init})
+        reference = qml.qnn.TorchLayer(exact, shapes, init_method={"weights": init})
+        _, gx, gw = _layer_gradients(layer, X, cotangent)
+        _, ex, ew = _layer_gradients(reference, X, cotangent)
+
+        _, cov = xqml.input_vjp(
+            qml.set_shots(noisy, shots), (X, init), cotangent.numpy(), covariance=True
+        )
+        x_stderr = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+        assert np.all(x_stderr > 0)
+        assert np.all(np.abs(gx.numpy() - ex.numpy()) <= 4 * x_stderr)
+
+        variance = np.zeros(N_QUBITS)
+        with torch.no_grad():
+            for j in range(N_QUBITS):
+                for sign in (1, -1):
+                    shifted = init.clone()
+                    shifted[0, j] += sign * np.pi / 2
+                    f = exact(X, shifted).numpy()
+                    variance[j] += np.sum(cotangent.numpy() ** 2 * (1 - f**2)) / (4 * shots)
+        w_stderr = np.sqrt(variance)
+        assert np.all(np.abs(gw.numpy()[0] - ew.numpy()[0]) <= 4 * w_stderr)
+
+
+def test_captum_layer_integrated_gradients_at_the_quantum_layer(rng):
+    """Captum's ``LayerIntegratedGradients`` at the quantum layer (attributing the layer's
+    input: the path runs through the layer's VJP, here Hadamard tests) of a classical →
+    quantum → classical model equals the same with a backprop layer, to 1e-10."""
+    captum_attr = pytest.importorskip("captum.attr")
+
+    def probs_circuit(inputs, weights):
+        qml.AmplitudeEmbedding(inputs, wires=range(N_QUBITS), normalize=True, pad_with=0.0)
+        qml.StronglyEntanglingLayers(weights, wires=range(N_QUBITS))
+        return qml.probs(wires=[0, 1])
+
+    init = torch.tensor(rng.normal(size=WEIGHT_SHAPES["weights"]))
+    torch.manual_seed(4)
+    pre, post = torch.nn.Linear(4, D_INPUT).double(), torch.nn.Linear(4, 2).double()
+
+    def model(diff_method, wrap):
+        dev = qml.device("default.qubit", wires=N_QUBITS + 1)
+        qnode = qml.QNode(probs_circuit, dev, interface="torch", diff_method=diff_method)
+        quantum = qml.qnn.TorchLayer(
+            xqml.hadamard_vjp(qnode) if wrap else qnode,
+            WEIGHT_SHAPES,
+            init_method={"weights": init},
+        )
+        return torch.nn.Sequential(pre, quantum, post).double()
+
+    inputs = torch.tensor(rng.normal(size=(2, 4)))
+    results = []
+    for diff_method, wrap in (("parameter-shift", True), ("backprop", False)):
+        net = model(diff_method, wrap)
+        lig = captum_attr.LayerIntegratedGradients(net, net[1])
+        results.append(
+            lig.attribute(
+                inputs, target=1, n_steps=6, method="gausslegendre", attribute_to_layer_input=True
+            )
+        )
+    got, expected = results
+    assert got.shape == (2, D_INPUT)
+    assert float(got.abs().max()) > 1e-3  # not trivially zero
+    assert_close(got.detach(), expected.detach(), rtol64=0, atol64=1e-10)

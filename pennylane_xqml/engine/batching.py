@@ -67,6 +67,7 @@ from .core import ModelCall
 from .execution import execute_batch, row_of
 from .inputs import bind_broadcast_parameters
 from .plan import execute_plan
+from .torch_bridge import call_with_torch, has_torch
 from .transform import ExplainedFunction, ExplainedQNode, Explanation
 from .validation import check_positive_int, is_int
 
@@ -388,7 +389,10 @@ def explain_batch(
     Returns:
         The explainer's output for every row, stacked on a leading axis, as NumPy arrays (a
         tuple of them when the explainer returns a tuple, e.g. with
-        ``return_convergence_delta=True``).
+        ``return_convergence_delta=True``). Torch tensors among the arguments give torch
+        tensors (the input's dtype and device), computed as the same call with JAX arrays;
+        like the NumPy results they are not differentiable (call the explainer itself for
+        ``torch.autograd``).
 
     **Example**
 
@@ -417,6 +421,20 @@ def explain_batch(
     check_positive_int(internal_batch_size, "internal_batch_size")
     if not callable(explainer):
         raise TypeError(f"explainer must be callable, got {type(explainer).__name__}.")
+    if has_torch(args, kwargs):  # torch in, torch out: the same call with JAX arrays
+        if not -len(args) <= argnums < len(args):
+            raise ValueError(
+                f"argnums={argnums} does not name one of the {len(args)} arguments given."
+            )
+        explain = functools.partial(
+            explain_batch,
+            explainer,
+            argnums=argnums,
+            internal_batch_size=internal_batch_size,
+            devices=devices,
+            progress=progress,
+        )
+        return call_with_torch(explain, args, kwargs, x=args[argnums], differentiable=False)
     devices = _resolve_devices(devices, explainer)
     if jax.process_count() > 1:
         _check_same_arguments_on_every_process(args, argnums)

@@ -253,9 +253,8 @@ class FunctionCall:
         self.calls = self._record()
         if not self.calls:
             raise FunctionModelError(
-                "The model calls no QNode: there is nothing quantum to explain. Function models "
-                "must call at least one qml.QNode (a TorchLayer's or KerasLayer's is called "
-                "through its .qnode)."
+                "The model calls no QNode: there is nothing quantum to explain. Decorate a "
+                "qml.QNode (not its quantum function), or a function that calls QNodes."
             )
         self.output_shape = self._output_shape()
         self._check_not_sequential()

@@ -68,8 +68,11 @@ def _precision(tensors):
 
 
 def _result_dtype(reference, value):
-    """The torch dtype of a result: the input's precision (real or complex like ``value``)."""
+    """The torch dtype of a result: the input's precision (real or complex like ``value``);
+    integer and boolean results (class indices) keep their dtype."""
     torch = _torch()
+    if value.dtype.kind in "biu":
+        return torch.from_numpy(np.zeros(0, value.dtype)).dtype
     if reference is None or not (reference.is_floating_point() or reference.is_complex()):
         real = torch.get_default_dtype()
     else:
@@ -99,18 +102,47 @@ def check_tensors(tensors, x) -> None:
         check_finite(_numpy(x), "The input")
 
 
+def constant_options(options: dict, where: str) -> dict:
+    """``options`` (a method's keyword options) with every torch tensor among them (at any depth
+    of a list, tuple or dict) as a NumPy array of the same dtype: options such as
+    ``baselines``, ``background``, ``root``, ``feature_mask`` and ``baseline_data`` are
+    constants of the explanation, as NumPy and JAX arrays are.
+
+    A tensor that requires grad is refused (options are not differentiated: pass
+    ``tensor.detach()``), and so is a tensor with NaN or inf in an option that holds numbers.
+    """
+    jax = _jax()
+
+    def convert(path, leaf):
+        if not is_torch_value(leaf):
+            return leaf
+        name = jax.tree_util.keystr(path)
+        if leaf.requires_grad:
+            raise ValueError(
+                f"{where}: the option {name.strip('[]')} is a torch tensor that requires grad; "
+                "options are constants of the explanation and are not differentiated. Pass "
+                "tensor.detach() (the explanation stays differentiable with respect to the "
+                "call's own tensors)."
+            )
+        return _numpy(leaf)
+
+    return jax.tree_util.tree_map_with_path(convert, options)
+
+
 _COMPLEX = (
     "Complex attributions (of complex amplitude inputs) are not differentiable with "
     "torch.autograd; explain real inputs, or call the explanation under torch.no_grad()."
 )
 
 
-def call_with_torch(explain, args, kwargs, x=None):
+def call_with_torch(explain, args, kwargs, x=None, differentiable=True):
     """``explain(*args, **kwargs)`` with every torch tensor of the call given as a JAX array;
     the results come back as torch tensors like ``x`` (the explained input).
 
     With torch's grad mode on and a tensor that requires grad, the results are differentiable
     with ``torch.autograd`` (their ``backward`` is :func:`jax.vjp` of ``explain``).
+    ``differentiable=False`` (for functions that return host arrays, such as
+    :func:`~.batching.explain_batch`) gives results detached from every tensor.
 
     >>> import torch, pennylane as qml, pennylane_xqml as xqml
     >>> dev = qml.device("default.qubit", wires=1)
@@ -132,7 +164,9 @@ def call_with_torch(explain, args, kwargs, x=None):
     check_tensors(tensors, x)
     reference = x if is_torch_value(x) else next(iter(tensors), None)
     differentiated = [
-        i for i, t in zip(positions, tensors) if torch.is_grad_enabled() and t.requires_grad
+        i
+        for i, t in zip(positions, tensors)
+        if differentiable and torch.is_grad_enabled() and t.requires_grad
     ]
     if differentiated and any(t.is_complex() for t in tensors):
         raise NotImplementedError(_COMPLEX)
@@ -169,9 +203,7 @@ def _backward(run, primals, tensors, inputs):
         with _precision(tensors):
             outputs, vjp = jax.vjp(run, *primals)
             leaves, output_tree = jax.tree_util.tree_flatten(outputs)
-            cotangents = [
-                jax.numpy.asarray(_numpy(g), dtype=o.dtype) for g, o in zip(grads, leaves)
-            ]
+            cotangents = [_cotangent(g, o) for g, o in zip(grads, leaves)]
             vjps = vjp(output_tree.unflatten(cotangents))
         return [
             torch.as_tensor(np.array(g), dtype=t.dtype, device=t.device)
@@ -179,6 +211,15 @@ def _backward(run, primals, tensors, inputs):
         ]
 
     return backward
+
+
+def _cotangent(grad, output):
+    """The JAX cotangent of one output from torch's gradient (``float0`` zeros for integer
+    outputs such as class indices, which have no derivative)."""
+    jax = _jax()
+    if not jax.numpy.issubdtype(output.dtype, jax.numpy.inexact):
+        return np.zeros(output.shape, dtype=jax.dtypes.float0)
+    return jax.numpy.asarray(_numpy(grad), dtype=output.dtype)
 
 
 def _function(backward):

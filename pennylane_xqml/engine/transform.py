@@ -38,7 +38,7 @@ from .execution import shots_of
 from .functions import FunctionCall, FunctionEngine, bind_function_arguments, model_call
 from .inputs import InputTraceError
 from .plan import Plan, execute_plan
-from .torch_bridge import call_with_torch, detached, has_torch
+from .torch_bridge import call_with_torch, constant_options, detached, has_torch
 from .validation import check_bool, is_int
 
 
@@ -55,7 +55,9 @@ class Options(NamedTuple):
 
 
 def split_options(method_class, options):
-    """``(method, Options)`` from keyword options; the method validates its own."""
+    """``(method, Options)`` from keyword options; the method validates its own. Torch tensors
+    among the options (``baselines``, ``background``, ``root``, ...) are taken as NumPy arrays."""
+    options = constant_options(options, method_class.public_name)
     common = {k: options.pop(k) for k in Options._fields if k in options}
     shared = Options(**common)
     argnums = shared.argnums
@@ -156,13 +158,13 @@ class Explanation:
     :class:`ExplainedFunction`): build the plan of a call, run it, show and cost its circuits.
 
     Subclasses set ``model`` (what is explained), ``method`` and ``options``, and define
-    :meth:`traced_call` and :meth:`bound_input`."""
+    :meth:`traced_call` and :meth:`input_of`."""
 
     def traced_call(self, args, kwargs):
         """The traced call (:class:`~.core.ModelCall` or :class:`~.functions.FunctionCall`)."""
         raise NotImplementedError
 
-    def bound_input(self, args, kwargs):
+    def input_of(self, *args, **kwargs):
         """The explained argument of a call, or ``None`` when it cannot be found (the engine
         then raises its own error)."""
         raise NotImplementedError
@@ -229,7 +231,7 @@ class Explanation:
         if catalyst_tracing():  # inside qml.qjit: the tapes become Catalyst QNodes
             return self._compiled_call(*args, **kwargs)
         if has_torch(args, kwargs):
-            return call_with_torch(self.explain, args, kwargs, x=self.bound_input(args, kwargs))
+            return call_with_torch(self.explain, args, kwargs, x=self.input_of(*args, **kwargs))
         return self.explain(*args, **kwargs)
 
     def explain(self, *args, **kwargs):
@@ -310,7 +312,7 @@ class ExplainedQNode(Explanation, qml.QNode):
     def traced_call(self, args, kwargs):
         return ModelCall(self.qnode, args, kwargs, self.options.argnums)
 
-    def bound_input(self, args, kwargs):
+    def input_of(self, *args, **kwargs):
         try:
             args, _, argnum = bind_arguments(self.qnode, args, kwargs, self.options.argnums)
         except (TypeError, ValueError):
@@ -359,7 +361,7 @@ class ExplainedFunction(Explanation):
     def traced_call(self, args, kwargs):
         return model_call(self.func, args, kwargs, self.options.argnums)
 
-    def bound_input(self, args, kwargs):
+    def input_of(self, *args, **kwargs):
         try:
             args, _, argnum = bind_function_arguments(self.func, args, kwargs, self.options.argnums)
         except (TypeError, ValueError):
@@ -486,6 +488,8 @@ def attribution_transform(method_class, doc):
 
     @transform.register
     def _apply_to_function(obj: Callable, *targs, **options):
+        if getattr(obj, "explains_as_its_qnode", False):  # xqml.hadamard_vjp(qnode)
+            return _apply_to_qnode(obj.qnode, *targs, **options)
         if targs:
             raise TypeError(_KEYWORD_ONLY.format(name=method_class.public_name, args=targs))
         if isinstance(getattr(obj, "qnode", None), qml.QNode):  # qml.qnn.TorchLayer, KerasLayer

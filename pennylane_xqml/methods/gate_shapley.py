@@ -61,6 +61,7 @@ from ..engine.cost import check_cost_options, plan_cost
 from ..engine.encodings import input_parameter_indices
 from ..engine.execution import concrete_tapes
 from ..engine.plan import Plan, execute_plan
+from ..engine.torch_bridge import call_with_torch, has_torch
 from ..engine.validation import (
     check_bool,
     check_finite,
@@ -427,7 +428,15 @@ class GateShapley:
         return self._plan(self._coalition_tapes(game, coalitions), lambda r, _: values(r))
 
     def coalition_values(self, coalitions, *args, **kwargs):
-        """The values ``v(S)`` of ``coalitions`` (0/1 rows over the groups), in one batch."""
+        """The values ``v(S)`` of ``coalitions`` (0/1 rows over the groups), in one batch
+        (torch tensors give torch tensors, as in :meth:`__call__`)."""
+        if has_torch(args, kwargs):
+            return call_with_torch(
+                lambda *a, **k: self.coalition_values(coalitions, *a, **k),
+                args,
+                kwargs,
+                x=self._torch_input(args, kwargs),
+            )
         return execute_plan(self.coalition_plan(coalitions, *args, **kwargs))
 
     def _plan(self, tapes, processing_fn, method="gate_shapley"):
@@ -503,7 +512,36 @@ class GateShapley:
         return dataclasses.replace(report, first_order=True, notes=report.notes + (note,))
 
     def __call__(self, *args, **kwargs) -> GateShapleyResult:
-        return execute_plan(self.plan(*args, **kwargs))
+        """The :class:`GateShapleyResult` of ``qnode(*args, **kwargs)``.
+
+        Torch tensors (a torch QNode's arguments) give ``values``, ``stderr``, ``v_all`` and
+        ``v_none`` as torch tensors of the input's dtype and device, computed as the same call
+        with JAX arrays (a ``value`` function then receives JAX arrays: write it with
+        ``qml.math`` or ``jax.numpy``) and differentiable with ``torch.autograd`` with respect
+        to every tensor that requires grad (:mod:`~pennylane_xqml.engine.torch_bridge`); the
+        other fields (``tape``, ``players``) describe the call's detached copy."""
+        if not has_torch(args, kwargs):
+            return execute_plan(self.plan(*args, **kwargs))
+        found = []
+
+        def arrays(*call_args, **call_kwargs):
+            result = execute_plan(self.plan(*call_args, **call_kwargs))
+            found.append(result)  # the first is the forward run's (concrete) result
+            return result.values, result.stderr, result.v_all, result.v_none
+
+        values, stderr, v_all, v_none = call_with_torch(
+            arrays, args, kwargs, x=self._torch_input(args, kwargs)
+        )
+        return found[0]._replace(values=values, stderr=stderr, v_all=v_all, v_none=v_none)
+
+    def _torch_input(self, args, kwargs):
+        """The input argument of a torch call (``None`` when the arguments do not bind: the
+        JAX call then raises its own error)."""
+        try:
+            args, _, argnum = self._positional(args, kwargs)
+        except (TypeError, ValueError):
+            return None
+        return args[argnum]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from ..engine.cost import check_cost_options, gate_counts, make_report, random_r
 from ..engine.encodings import flatten_outputs, input_parameter_indices, output_sentences
 from ..engine.execution import concrete_tapes, executed_batch, shots_of
 from ..engine.plan import Plan, execute_plan
+from ..engine.torch_bridge import call_with_torch, has_torch
 from ..engine.validation import check_bool, is_tracer
 
 __all__ = ["CAMWeights", "GradCAM", "grad_cam", "grad_cam_cost"]
@@ -304,7 +305,12 @@ class GradCAM:
         Returns:
             CAMWeights: ``values``, ``stderr`` (``(N, K)``, or ``(N, n_classes, K)``) and the
             ``target`` class of each image; without the leading ``N`` for a single image.
+            Torch tensors give torch tensors, as in :meth:`__call__`.
         """
+        if has_torch(params, images):
+            return call_with_torch(
+                lambda p, i: self.weights(p, i, all_classes), (params, images), {}, x=images
+            )
         _, values, stderr, target, single = self._compute(params, images)
         if not all_classes:
             values = jnp.take_along_axis(values, target[:, None, None], axis=1)[:, 0]
@@ -373,8 +379,13 @@ class GradCAM:
         Returns:
             array or tuple: CAMs ``(N, H, W)`` (the input size; the layer's ``(N, H', W')``
             with ``upsample=False``), and with ``return_stderr=True`` also the standard errors
-            of the weights ``(N, K)``. A single image gives ``(H, W)`` and ``(K,)``.
+            of the weights ``(N, K)``. A single image gives ``(H, W)`` and ``(K,)``. Torch
+            tensors (images, or parameters) give torch tensors of the images' dtype and device,
+            computed as the same call with JAX arrays and differentiable with
+            ``torch.autograd`` (:mod:`~pennylane_xqml.engine.torch_bridge`).
         """
+        if has_torch(params, images):
+            return call_with_torch(self, (params, images), {}, x=images)
         A, values, stderr, target, single = self._compute(params, images)
         w = jnp.take_along_axis(values, target[:, None, None], axis=1)[:, 0]  # (N, K)
         se = jnp.take_along_axis(stderr, target[:, None, None], axis=1)[:, 0]

@@ -14,6 +14,7 @@ from ...engine.cost import QPertCost, check_cost_options, gate_counts, measureme
 from ...engine.encodings import input_parameter_indices
 from ...engine.execution import shots_of
 from ...engine.plan import Plan
+from ...engine.torch_bridge import call_with_torch, has_torch
 from ...engine.validation import is_int
 from .fidelity import (
     check_invertible,
@@ -68,6 +69,7 @@ class QPertExplainer:
         if isinstance(model, qml.QNode):
             functools.update_wrapper(self, model, updated=())
         self._compiled = None  # (one, batch, fidelity_kind), built by the first call
+        self._jax_twin = None  # the explainer torch calls run (see _jax_view)
 
     def __repr__(self):
         name = getattr(self.model, "__name__", type(self.model).__name__)
@@ -75,6 +77,16 @@ class QPertExplainer:
             f"<QPertExplainer of {name}: mode={self.mode!r}, n_iter={self.n_iter}, "
             f"n_masks={self.n_masks}, fidelity={self.fidelity!r}>"
         )
+
+    def _jax_view(self):
+        """The explainer that torch calls run, with JAX arrays: ``self``, or for a QNode with
+        ``interface="torch"`` (which would turn JAX's traced values into torch tensors) the
+        explainer of the same QNode with ``interface="auto"`` (made once)."""
+        if not self.is_qnode or self.model.interface != "torch":
+            return self
+        if self._jax_twin is None:
+            self._jax_twin = QPertExplainer(self.model.update(interface="auto"), self.options)
+        return self._jax_twin
 
     def replace(self, **changes):
         """A new explainer with some options changed (validated like :func:`qpert_mask`)."""
@@ -275,7 +287,13 @@ class QPertExplainer:
     # -- public calls ----------------------------------------------------------------------------
 
     def explain(self, x, *weights):
-        """The full explanation of one instance: ``QPertResult(saliency, masks, history)``."""
+        """The full explanation of one instance: ``QPertResult(saliency, masks, history)``.
+
+        Torch tensors give torch tensors (the input's dtype and device), computed as the same
+        call with JAX arrays and differentiable with ``torch.autograd`` through the
+        optimisation, as with ``jax.grad`` (:mod:`~pennylane_xqml.engine.torch_bridge`)."""
+        if has_torch(x, weights):
+            return call_with_torch(self._jax_view().explain, (x, *weights), {}, x=x)
         return self._run(x, weights, batched=False)
 
     def explain_batch(self, X, *weights, coefficients=None):
@@ -284,7 +302,17 @@ class QPertExplainer:
 
         ``coefficients`` (a complete dict keyed by :data:`LOSS_TERMS`, default the explainer's)
         are traced arguments of the compiled function: other values do not recompile, which is
-        what :func:`~pennylane_xqml.methods.qpert.hyperparameter_search` relies on."""
+        what :func:`~pennylane_xqml.methods.qpert.hyperparameter_search` relies on. Torch
+        tensors give torch tensors, as in :meth:`explain`."""
+        if has_torch(X, weights, coefficients):
+            return call_with_torch(
+                lambda X, *weights, coefficients=None: self._jax_view().explain_batch(
+                    X, *weights, coefficients=coefficients
+                ),
+                (X, *weights),
+                {"coefficients": coefficients},
+                x=X,
+            )
         return self._run(X, weights, batched=True, coefficients=coefficients)
 
     def __call__(self, x, *weights):

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import optax
 
+from ...engine.torch_bridge import constant_options
 from ...engine.validation import check_positive_int, is_int, is_real
 from .losses import DEFAULT_COEFFICIENTS, LOSS_TERMS, MODES, default_schedule
 
@@ -149,7 +150,9 @@ def validate_options(**kw):
             f"head must be callable (model output -> class probabilities), got {head!r}."
         )
     return QPertOptions(
-        background=_check_background(kw["background"]),
+        background=_check_background(
+            constant_options({"background": kw["background"]}, "qpert_mask")["background"]
+        ),
         target=None if target is None else int(target),
         mode=mode,
         n_iter=int(kw["n_iter"]),
