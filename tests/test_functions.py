@@ -410,3 +410,17 @@ def test_refusals_run_no_circuit():
 
     with no_circuit_runs(DEV), pytest.raises(FunctionModelError, match="depends on another QNode"):
         xqml.saliency(chained)(*_args())
+
+
+def test_gate_shapley_of_a_function_model_equals_the_qnode_with_its_head():
+    x, w, b = _args()
+    result = xqml.gate_shapley(tanh_classifier)(x, w, b)
+    reference = xqml.gate_shapley(circuit, argnums=1, value=lambda q: jnp.tanh(q + b))(w, x)
+    assert_close(result.values, reference.values)
+    assert_close(result.v_all, tanh_classifier(x, w, b))
+    assert len(xqml.gate_shapley(tanh_classifier).plan(x, w, b).tapes) == len(
+        xqml.gate_shapley(circuit, argnums=1).plan(w, x).tapes
+    )
+    # an ensemble calls several QNodes: gate Shapley values are per member QNode
+    with no_circuit_runs(DEV, LIGHTNING), pytest.raises(FunctionModelError, match="each member"):
+        xqml.gate_shapley(ensemble)(x, w, b)

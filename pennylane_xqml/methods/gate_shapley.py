@@ -60,6 +60,7 @@ from pennylane.measurements import MidMeasureMP
 from ..engine.cost import check_cost_options, plan_cost
 from ..engine.encodings import input_parameter_indices
 from ..engine.execution import concrete_tapes
+from ..engine.functions import FunctionCall, FunctionModelError
 from ..engine.plan import Plan, execute_plan
 from ..engine.torch_bridge import call_with_torch, has_torch
 from ..engine.validation import (
@@ -544,6 +545,71 @@ class GateShapley:
         return args[argnum]
 
 
+class FunctionGateShapley:
+    """Gate Shapley values of the one QNode inside a function model (made by
+    :func:`gate_shapley` from a function): the players are that QNode's gates, and a
+    coalition's value is the *model's* output (the function's classical code applied to the
+    QNode's outputs, then ``value`` if given). An ensemble or any model calling several QNodes
+    is refused: explain each member QNode with its own ``gate_shapley``.
+
+    Calls, :meth:`plan`, :meth:`cost`, :meth:`players` and :meth:`coalition_plan` take the
+    function's arguments and are those of :class:`GateShapley` for the QNode as a function of
+    the model's input (:mod:`~pennylane_xqml.engine.functions`)."""
+
+    def __init__(self, func, **options):
+        if options["dataset"]:
+            raise ValueError(
+                "gate_shapley of a function model explains one input (dataset=False); map it "
+                "over the rows, or explain the QNode itself with dataset=True."
+            )
+        self.func, self.options = func, options
+        functools.update_wrapper(self, func, updated=())
+
+    def __repr__(self):
+        return f"<GateShapley of the function {self.func!r}>"
+
+    def explainer(self, *args, **kwargs):
+        """``(GateShapley, arguments)``: the explainer of the model's QNode for this call."""
+        options = dict(self.options)
+        call = FunctionCall(self.func, args, kwargs, options.pop("argnums"))
+        if len(call.calls) != 1:
+            raise FunctionModelError(
+                f"gate_shapley explains the gates of one QNode, and this model calls QNodes "
+                f"{len(call.calls)} times: call xqml.gate_shapley on each member QNode (with "
+                "value= for the model's head, if wanted)."
+            )
+        user_value = options.pop("value")
+
+        def value(outputs):
+            parts = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+            flat = qml.math.concatenate([qml.math.reshape(p, (-1,)) for p in parts])
+            model = qml.math.reshape(call.head(call.x, [flat]), call.output_shape)
+            return model if user_value is None else user_value(model)
+
+        qnode = call.sub_qnode(call.calls[0])
+        return GateShapley(qnode, value=value, argnums=0, **options), call.sub_args(call.x)
+
+    def __call__(self, *args, **kwargs) -> GateShapleyResult:
+        explainer, sub_args = self.explainer(*args, **kwargs)
+        return explainer(*sub_args)
+
+    def plan(self, *args, broadcast=True, **kwargs) -> Plan:
+        explainer, sub_args = self.explainer(*args, **kwargs)
+        return explainer.plan(*sub_args, broadcast=broadcast)
+
+    def cost(self, *args, target_stderr=None, gate_set=None, **kwargs):
+        explainer, sub_args = self.explainer(*args, **kwargs)
+        return explainer.cost(*sub_args, target_stderr=target_stderr, gate_set=gate_set)
+
+    def players(self, *args, **kwargs):
+        explainer, sub_args = self.explainer(*args, **kwargs)
+        return explainer.players(*sub_args)
+
+    def coalition_plan(self, coalitions, *args, **kwargs) -> Plan:
+        explainer, sub_args = self.explainer(*args, **kwargs)
+        return explainer.coalition_plan(coalitions, *sub_args)
+
+
 # ---------------------------------------------------------------------------------------------
 # the designs: coalitions to evaluate, and the map from their values to the Shapley values
 # ---------------------------------------------------------------------------------------------
@@ -654,5 +720,13 @@ def gate_shapley(qnode=None, *, value=None, dataset=False, groups=None, decompos
                "seed": seed, "argnums": argnums}  # fmt: skip
     if qnode is None:
         _check_options(**options)  # the decorator form validates at once too
-        return lambda qnode: GateShapley(qnode, **options)
-    return GateShapley(qnode, **options)
+        return lambda qnode: _explainer(qnode, options)
+    return _explainer(qnode, options)
+
+
+def _explainer(model, options):
+    """A :class:`GateShapley` of a QNode, or a :class:`FunctionGateShapley` of a function."""
+    if callable(model) and not isinstance(model, qml.QNode) and not hasattr(model, "qnode"):
+        _check_options(**options)
+        return FunctionGateShapley(model, **options)
+    return GateShapley(model, **options)
