@@ -368,8 +368,10 @@ def test_explain_batch_and_cost_cover_every_qnode():
 
 
 @pytest.mark.slow
-def test_shots_within_reported_standard_errors():
-    device = qml.device("default.qubit", wires=2, seed=11)
+@pytest.mark.parametrize("device_name", ["default.qubit", "qiskit.aer"])
+def test_shots_within_reported_standard_errors(device_name):
+    pytest.importorskip("qiskit") if device_name == "qiskit.aer" else None
+    device = qml.device(device_name, wires=2, seed=11)
     noisy = qml.set_shots(qml.QNode(_angle_circuit, device), shots=20000)
 
     def model(x, weights, bias):

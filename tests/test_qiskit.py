@@ -49,3 +49,21 @@ def test_angle_parameter_shift_on_qiskit_aer():
     aer = qml.set_shots(qml.QNode(circuit, qml.device("qiskit.aer", wires=N, seed=3)), shots=20000)
     estimate, stderr = xqml.saliency(aer, abs=False, return_stderr=True)(x, 0.3)
     assert np.all(np.abs(estimate - exact) < 4 * stderr)
+
+
+def test_shapley_values_with_jax_inputs_on_qiskit_aer():
+    """Eager JAX calls in 64-bit mode run merged broadcast tapes with NumPy parameters; the
+    template weights every coalition shares stay unbroadcast (they once reached qiskit as a
+    list of angles)."""
+    import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+    def circuit(w, x):
+        qml.AngleEmbedding(x, wires=range(N))
+        qml.BasicEntanglerLayers(w, wires=range(N))
+        return qml.expval(qml.PauliZ(0))
+
+    w, x = jnp.array([[0.2, 0.5]]), jnp.array([0.3, -0.7])
+    exact = xqml.shapley_values(qml.QNode(circuit, qml.device("default.qubit", wires=N)), argnums=1)
+    aer = qml.set_shots(qml.QNode(circuit, qml.device("qiskit.aer", wires=N, seed=5)), shots=20000)
+    estimate, stderr = xqml.shapley_values(aer, argnums=1, return_stderr=True)(w, x)
+    assert np.all(np.abs(np.asarray(estimate) - np.asarray(exact(w, x))) < 4 * np.asarray(stderr))

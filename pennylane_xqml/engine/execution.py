@@ -73,9 +73,16 @@ def concrete_tapes(tapes):
     params = [tape.get_parameters(trainable_only=False) for tape in tapes]
     if any(is_tracer(p) for ps in params for p in ps):
         return list(tapes)
-    return [
+    bound = [
         tape.bind_new_parameters([np.asarray(p) for p in ps], list(range(len(ps))))
         for tape, ps in zip(tapes, params)
+    ]
+    # a broadcast tape's operators are rebuilt so each computes its batch size anew from the
+    # NumPy parameters (a stale one hid the broadcast from devices that expand it: qiskit.aer
+    # received a list as a gate angle)
+    return [
+        rebuilt_operators(new) if old.batch_size is not None else new
+        for old, new in zip(tapes, bound)
     ]
 
 
@@ -267,6 +274,8 @@ def executed_batch(tapes, device, diff_method="best", broadcast=True):
     of ``tapes``; ``eager`` says whether they run with NumPy parameters (concrete JAX values:
     an eager, undifferentiated call)."""
     eager = broadcast and concrete_jax(tapes)
+    if eager:  # NumPy parameters before merging, so equal values (shared weights) stay shared
+        tapes = concrete_tapes(tapes)
     mergeable = broadcast and (eager or _may_merge(tapes, device, diff_method))
     if not mergeable and any(tape.batch_size is not None for tape in tapes):
         executed, spans = _expanded(tapes)  # differentiated off backprop, or broadcast=False
