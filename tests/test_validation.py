@@ -197,8 +197,13 @@ def test_input_not_used_by_circuit(device):
 
 
 def test_not_a_qnode():
-    with pytest.raises(TypeError, match="QNode"):
-        xqml.integrated_gradients(lambda x: x)
+    # a function is a model (a function of QNodes); one that calls no QNode is refused at the
+    # call, before anything runs; something that is not callable at all is refused at once
+    explained = xqml.integrated_gradients(lambda x: x)
+    with pytest.raises(xqml.FunctionModelError, match="calls no QNode"):
+        explained(jnp.ones(2))
+    with pytest.raises(TypeError):
+        xqml.integrated_gradients(3)
 
 
 def test_device_without_spare_wire_for_hadamard_test(w):
