@@ -248,8 +248,23 @@ def test_affine_amplitude_head_is_exact_ig_in_amplitude_space():
     assert plan.embedding == "amplitude"
 
 
-@pytest.mark.parametrize("method", [xqml.taylor_fourier, xqml.qlrp, xqml.saliency])
-def test_affine_head_equals_the_hand_written_qnode(method):
+ALL_METHODS = [
+    (xqml.taylor_fourier, {"root": np.zeros(2)}),
+    (xqml.qlrp, {"root": np.zeros(2)}),
+    (xqml.saliency, {}),
+    (xqml.integrated_gradients, {"return_convergence_delta": True}),
+    (xqml.input_x_gradient, {}),
+    (xqml.smoothgrad, {"nt_samples": 4}),
+    (xqml.feature_ablation, {}),
+    (xqml.shapley_values, {"return_convergence_delta": True}),
+    (xqml.shapley_value_sampling, {"n_samples": 4}),
+    (xqml.kernel_shap, {"n_samples": 16}),
+    (xqml.lime, {"n_samples": 16}),
+]
+
+
+@pytest.mark.parametrize("method, options", ALL_METHODS)
+def test_affine_head_equals_the_hand_written_qnode(method, options):
     @qml.qnode(DEV)
     def once(weights, x):  # each feature in one gate (Taylor-Fourier's closed form)
         qml.AngleEmbedding(x, wires=range(2))
@@ -265,9 +280,11 @@ def test_affine_head_equals_the_hand_written_qnode(method):
         qml.BasicEntanglerLayers(weights, wires=range(2))
         return qml.expval(2.0 * (qml.Z(0) @ qml.Z(1) + 0.4 * qml.X(1)) - 0.3 * qml.Identity(0))
 
-    options = {"root": np.zeros(2)} if method is not xqml.saliency else {}
     x, w = jnp.asarray(X), jnp.asarray(WEIGHTS)
-    assert_close(method(affine_angle, **options)(x, w), method(by_hand, **options)(x, w))
+    got, expected = method(affine_angle, **options)(x, w), method(by_hand, **options)(x, w)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected)):
+        assert_close(a, b)
+    assert xqml.saliency(affine_angle).plan(x, w).embedding == "angle"  # folded: a QNode
 
 
 def test_nonlinear_amplitude_head_chains_the_quadratic_forms():
@@ -426,3 +443,26 @@ def test_gate_shapley_of_a_function_model_equals_the_qnode_with_its_head():
     # an ensemble calls several QNodes: gate Shapley values are per member QNode
     with no_circuit_runs(DEV, LIGHTNING), pytest.raises(FunctionModelError, match="each member"):
         xqml.gate_shapley(ensemble)(x, w, b)
+
+
+def test_torch_model_saliency_equals_torch_autograd():
+    torch = pytest.importorskip("torch")
+    torch_circuit = qml.QNode(_angle_circuit, DEV, interface="torch", diff_method="backprop")
+
+    def classifier(x, weights, bias):
+        return qml.math.tanh(torch_circuit(weights, x) + bias)
+
+    x = torch.tensor(X, requires_grad=True)
+    w = torch.tensor(WEIGHTS)
+    (reference,) = torch.autograd.grad(classifier(x, w, BIAS), x)
+    values = xqml.saliency(classifier, abs=False)(x.detach(), w, BIAS)
+    assert isinstance(values, torch.Tensor) and values.dtype == x.dtype
+    assert_close(values.numpy(), reference.numpy())
+
+
+def test_construct_batch_and_draw_show_every_qnode():
+    explained = xqml.saliency(ensemble)
+    tapes = explained.construct_batch(*_args())
+    assert len(tapes) == len(explained.plan(*_args()).tapes) > 0
+    assert isinstance(explained.draw(*_args()), str)
+    assert repr(explained).startswith("<ExplainedFunction: saliency")
