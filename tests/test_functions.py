@@ -466,3 +466,30 @@ def test_construct_batch_and_draw_show_every_qnode():
     assert len(tapes) == len(explained.plan(*_args()).tapes) > 0
     assert isinstance(explained.draw(*_args()), str)
     assert repr(explained).startswith("<ExplainedFunction: saliency")
+
+
+def test_amplitude_model_whose_head_uses_the_input_is_explained_per_input_entry():
+    def model(x, w):  # the head uses x itself: attributions per entry of x, through the norm
+        return jnp.tanh(amplitude_circuit(x, w)[0]) + 0.1 * x[0]
+
+    x, w = jnp.asarray(XA), jnp.asarray(WA)
+    assert_close(xqml.saliency(model, abs=False)(x, w), jax.grad(model)(x, w))
+    with no_circuit_runs(DEV), pytest.raises(ValueError, match="baseline"):
+        xqml.integrated_gradients(model)(x, w)  # F(x/|x|) from x' = 0: the integral diverges
+    baseline = jnp.full(4, 0.5)
+    nodes, weights = np.polynomial.legendre.leggauss(64)
+    grads = [jax.grad(model)(baseline + (n + 1) / 2 * (x - baseline), w) for n in nodes]
+    reference = (x - baseline) * sum(wt / 2 * g for wt, g in zip(weights, grads))
+    assert_close(xqml.integrated_gradients(model, baselines=baseline)(x, w), reference)
+
+
+def test_numpy_amplitude_model_is_explained_in_amplitude_space_like_jax():
+    def model_np(x, w):
+        return pnp.tanh(amplitude_circuit(x, w)[0]) * amplitude_circuit(x, w)[1]
+
+    def model_jax(x, w):
+        return jnp.tanh(amplitude_circuit(x, w)[0]) * amplitude_circuit(x, w)[1]
+
+    got = xqml.saliency(model_np, abs=False)(XA, WA)
+    assert got.shape == (4,)
+    assert_close(got, xqml.saliency(model_jax, abs=False)(jnp.asarray(XA), jnp.asarray(WA)))

@@ -50,7 +50,7 @@ from pennylane.measurements import ExpectationMP, ProbabilityMP
 from .core import Engine, ModelCall
 from .dataflow import is_affine_in, outputs_depend_on
 from .encodings import is_complex
-from .inputs import is_jax_value
+from .inputs import depends_on_autograd, is_jax_value
 from .plan import Plan, PlanBlock
 from .validation import check_finite, leaves
 
@@ -226,8 +226,7 @@ class FunctionCall:
         space (str): ``"amplitude"`` or ``"input"`` (see the module docstring).
     """
 
-    kind = "function"
-    straight = False
+    straight = False  # never the one-QNode closed forms (the kernel requests)
 
     def __init__(self, func, args, kwargs, argnum):
         args, kwargs, argnum = bind_function_arguments(func, args, kwargs, argnum)
@@ -271,7 +270,7 @@ class FunctionCall:
                 else sub
                 for c, sub in zip(self.calls, self.sub_calls)
             ]
-        if not any(self._reaches(sub) for sub in self.sub_calls) and not self._head_uses_input():
+        if not any(self._reaches(sub) for sub in self.sub_calls) and not self.head_uses_input:
             raise FunctionModelError(
                 f"The model's input (argnums={self.argnum}) reaches none of its QNodes' gate "
                 "parameters and is not used by its classical code: every attribution would be 0. "
@@ -280,10 +279,10 @@ class FunctionCall:
 
     # -- running the model ----------------------------------------------------------------------
 
-    def run(self, x, qvalues, args=None):
+    def run(self, x, qvalues):
         """The model at input ``x`` with the ``i``-th QNode call returning ``qvalues[i]`` (flat
-        outputs); ``args`` replaces the call's other arguments (default: the call's)."""
-        args = list(self.args if args is None else args)
+        outputs)."""
+        args = list(self.args)
         args[self.argnum] = qml.math.reshape(x, self.shape)
         counter = iter(range(len(self.calls)))
 
@@ -356,9 +355,19 @@ class FunctionCall:
         shots = [sub.shots for sub in self.sub_calls if sub.shots]
         return shots[0] if shots else None
 
+    @property
+    def kind(self):
+        """``"amplitude"`` when a QNode of the model embeds the input as amplitudes (methods
+        then check that the amplitude vectors at their points exist), else ``"angle"``."""
+        return "amplitude" if any(sub.kind == "amplitude" for sub in self.sub_calls) else "angle"
+
     def amplitude_of(self, x):
-        """The amplitude vector of a straight embedding (amplitude space only)."""
-        return self.sub_calls[0].amplitude_of(x)
+        """The amplitude vectors the model's QNodes prepare for ``x``, concatenated (in
+        amplitude space: the one vector they share)."""
+        if self.space == "amplitude":
+            return self.sub_calls[0].amplitude_of(x)
+        vectors = [sub.amplitude_of(x) for sub in self.sub_calls if sub.kind == "amplitude"]
+        return qml.math.concatenate([qml.math.reshape(v, (-1,)) for v in vectors])
 
     # -- each QNode call as a QNode of the model's input ------------------------------------------
 
@@ -433,36 +442,35 @@ class FunctionCall:
                         "explained with each QNode as a function of the model's input only."
                     )
 
-    def _head_uses_input(self):
-        """Whether the head uses the input other than through the QNodes (read off the jaxpr)."""
-        qvalues = [qml.math.full((c.size,), 0.25, like="numpy") for c in self.calls]
+    @functools.cached_property
+    def head_uses_input(self):
+        """Whether the head uses the input other than through the QNodes: read off the jaxpr,
+        or followed by autograd for a head JAX cannot trace (``pennylane.numpy``)."""
+        qvalues = [np.full(c.size, 0.25) for c in self.calls]
+        x = self.x
+        if qml.math.is_abstract(x):
+            import jax  # pylint: disable=import-outside-toplevel
+
+            x = jax.ShapeDtypeStruct(self.shape, x.dtype)
+        else:
+            x = np.asarray(qml.math.unwrap(x)) * 1.0
         try:
-            return (
-                outputs_depend_on(
-                    lambda x, q: self.head(x, q),
-                    (np.asarray(qml.math.unwrap(self.x)) * 1.0, qvalues),
-                    [0],
-                )
-                if not qml.math.is_abstract(self.x)
-                else self._head_uses_input_abstract(qvalues)
-            )
-        except (TypeError, ValueError):  # a head JAX cannot trace: assume it does
+            return outputs_depend_on(lambda x, q: self.head(x, q), (x, qvalues), [0])
+        except (TypeError, ValueError):
+            pass
+        try:
+            return depends_on_autograd(lambda x: self.head(x, qvalues), x)
+        except (TypeError, ValueError, AttributeError):  # followed by neither: assume it does
             return True
 
-    def _head_uses_input_abstract(self, qvalues):
-        import jax  # pylint: disable=import-outside-toplevel
-
-        x = jax.ShapeDtypeStruct(self.shape, self.x.dtype)
-        return outputs_depend_on(lambda x, q: self.head(x, q), (x, qvalues), [0])
-
     def head_is_affine(self):
-        """Whether the head is affine in the QNodes' outputs and does not use the input."""
-        qvalues = [qml.math.full((c.size,), 0.25, like="numpy") for c in self.calls]
+        """Whether the head is affine in the QNodes' outputs and does not use the input (read
+        off the jaxpr; a head JAX cannot trace is not folded)."""
+        qvalues = [np.full(c.size, 0.25) for c in self.calls]
+        if self.head_uses_input:
+            return False
         try:
-            x = np.zeros(self.shape)
-            return not self._head_uses_input() and is_affine_in(
-                lambda x, q: self.head(x, q), (x, qvalues), [1]
-            )
+            return is_affine_in(lambda x, q: self.head(x, q), (np.zeros(self.shape), qvalues), [1])
         except (TypeError, ValueError):
             return False
 
@@ -473,12 +481,12 @@ class FunctionCall:
     def _space(self):
         straight = all(sub.straight for sub in self.sub_calls)
         dims = {sub.encoding.dim for sub in self.sub_calls if sub.encoding is not None}
-        if straight and len(dims) == 1 and not self._head_uses_input():
+        if straight and len(dims) == 1 and not self.head_uses_input:
             return "amplitude"
         return "input"
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("calls", "sub_calls", "space", "_raw_output"):
+        if name.startswith("__") or name in ("calls", "sub_calls", "space", "_raw_output", "x"):
             raise AttributeError(name)
         raise NotAQNodeError(
             f"This method needs the circuit of one QNode ({name!r}), and the model is a function "

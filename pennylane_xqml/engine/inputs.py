@@ -351,6 +351,18 @@ def _first_line(error):
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
+def depends_on_autograd(fn, x) -> bool:
+    """Whether ``fn(x)`` depends on ``x``, followed by autograd (for functions written with
+    ``pennylane.numpy`` that JAX cannot trace): ``x`` is boxed and the output's box checked."""
+    from autograd.core import VJPNode  # pylint: disable=import-outside-toplevel
+    from autograd.tracer import isbox, new_box, trace_stack  # pylint: disable=import-outside-toplevel
+
+    with trace_stack.new_trace() as trace:
+        out = fn(new_box(np.asarray(qml.math.unwrap(x), dtype=float), trace, VJPNode.new_root()))
+        flat = out if isinstance(out, (list, tuple)) else [out]
+        return any(isbox(v) and v._trace == trace for v in flat)  # pylint: disable=protected-access
+
+
 def eager():
     """Evaluate JAX operations on concrete values eagerly, even inside ``jax.jit``."""
     return _jax().ensure_compile_time_eval()
