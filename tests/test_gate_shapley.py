@@ -389,8 +389,10 @@ def test_bad_inputs_raise_before_any_circuit_runs():
             xqml.gate_shapley(model)(np.nan, w)
         with pytest.raises(ValueError, match="0/1 rows"):
             xqml.gate_shapley(model).coalition_values(np.ones((1, 3)), 0.3, w)
+        with pytest.raises(xqml.FunctionModelError, match="calls no QNode"):
+            xqml.gate_shapley(lambda x: x)(np.ones(2))  # a function is a model: no QNode in it
         with pytest.raises(TypeError, match="qml.QNode"):
-            xqml.gate_shapley(lambda x: x)
+            xqml.gate_shapley(3)
 
     @qml.qnode(qml.device("default.qubit", wires=1))
     def only_input(x):

@@ -264,7 +264,10 @@ class GateShapley:
     def __init__(self, qnode, *, value=None, dataset=False, groups=None, decompose=False,
                  method="auto", n_permutations=100, antithetic=True, seed=0, argnums=0):  # fmt: skip
         if not isinstance(qnode, qml.QNode):
-            raise TypeError(f"gate_shapley explains a qml.QNode, got {type(qnode).__name__}.")
+            raise TypeError(
+                f"gate_shapley explains a qml.QNode or a function of QNodes, got "
+                f"{type(qnode).__name__}."
+            )
         _check_options(value, dataset, groups, decompose, method, n_permutations, antithetic,
                        seed, argnums)  # fmt: skip
         self.qnode, self.value, self.dataset, self.groups = qnode, value, dataset, groups
