@@ -364,6 +364,12 @@ class HadamardVJP:
     def __repr__(self):
         return f"<HadamardVJP of {self._qnode!r}>"
 
+    def __deepcopy__(self, memo):
+        """The wrapper itself: it holds no trainable state, so a deep copy of a model that uses
+        it (``copy.deepcopy(module)`` to fine-tune a copy) shares the QNode and its device: a
+        ``qml.Tracker`` of that device counts the copy's circuits too."""
+        return self
+
     def __call__(self, *args, **kwargs):
         args, kwargs = _bind(self._qnode, args, kwargs)
         argnum = _resolve_argnum(self._qnode, self._argnums, len(args))

@@ -607,3 +607,21 @@ def test_captum_layer_integrated_gradients_at_the_quantum_layer(rng):
     assert got.shape == (2, D_INPUT)
     assert float(got.abs().max()) > 1e-3  # not trivially zero
     assert_close(got.detach(), expected.detach(), rtol64=0, atol64=1e-10)
+
+
+def test_deep_copies_of_a_model_share_the_wrapped_qnode_and_device():
+    import copy  # pylint: disable=import-outside-toplevel
+
+    dev = qml.device("default.qubit", wires=3)
+
+    @qml.qnode(dev)
+    def layer(x, w):
+        qml.AmplitudeEmbedding(x, wires=[0, 1], normalize=True)
+        qml.RY(w, wires=0)
+        return qml.expval(qml.Z(0))
+
+    wrapped = xqml.hadamard_vjp(layer)
+    model = {"quantum": wrapped, "weights": np.array([0.3])}
+    copied = copy.deepcopy(model)
+    assert copied["quantum"] is wrapped and copied["quantum"].device is dev
+    assert copied["weights"] is not model["weights"]
