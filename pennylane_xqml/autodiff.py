@@ -43,6 +43,7 @@ from .engine.amplitude_kernel import kernel_tapes
 from .engine.core import ModelCall
 from .engine.encodings import collect_words, is_complex
 from .engine.execution import ancilla_and_device, concrete_tapes, execute_batch
+from .engine.validation import check_no_program_capture
 
 __all__ = ["hadamard_vjp", "input_vjp"]
 
@@ -171,6 +172,7 @@ def input_vjp(qnode, args, cotangent, *, argnums=0, kwargs=None, ancilla=None, c
         >>> bool(np.isnan(qml.grad(lambda x: shifted(x, 0.3))(xp)).any())  # zero amplitudes
         True
     """
+    check_no_program_capture("input_vjp")
     if not isinstance(qnode, qml.QNode):
         raise TypeError(f"input_vjp differentiates a qml.QNode; got {type(qnode).__name__}.")
     kwargs = dict(kwargs or {})
@@ -318,6 +320,7 @@ def hadamard_vjp(qnode, *, argnums=0, ancilla=None):
 
     @functools.wraps(qnode.func)
     def wrapped(*args, **kwargs):
+        check_no_program_capture("hadamard_vjp")
         argnum = _resolve_argnum(qnode, argnums, len(args))
         _check_leading_embedding(qnode, args, kwargs)
         if any(_is_torch(a) for a in args):

@@ -68,7 +68,7 @@ from .execution import execute_batch, row_of
 from .inputs import bind_broadcast_parameters
 from .plan import execute_plan
 from .transform import ExplainedQNode
-from .validation import check_positive_int, is_int
+from .validation import check_no_program_capture, check_positive_int, is_int
 
 BATCH_AXIS = "batch"
 
@@ -396,6 +396,7 @@ def explain_batch(
     >>> attributions.shape, bool(np.abs(deltas).max() < 1e-5)
     ((10, 4), True)
     """
+    check_no_program_capture("explain_batch")
     if argnums is None:
         argnums = explainer.options.argnums if isinstance(explainer, ExplainedQNode) else 0
     if isinstance(argnums, str):

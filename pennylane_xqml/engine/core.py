@@ -35,7 +35,7 @@ from .inputs import (
     traced_in_switched_precision,
 )
 from .plan import Plan
-from .validation import check_finite, leaves
+from .validation import check_finite, check_no_program_capture, leaves
 
 GRADIENT_RULES = ("auto", "hadamard_all", "hadamard", "adjoint", "backprop", "parameter-shift")
 _STATE_SIMULATORS = ("default.qubit", "lightning.qubit", "lightning.kokkos", "lightning.gpu")
@@ -157,6 +157,7 @@ class ModelCall:
     """
 
     def __init__(self, qnode, args, kwargs, argnum):
+        check_no_program_capture("pennylane-xqml")
         if not isinstance(qnode, qml.QNode):
             raise TypeError(f"Attribution decorators wrap a qml.QNode, got {type(qnode).__name__}.")
         args, kwargs, argnum = bind_arguments(qnode, args, kwargs, argnum)

@@ -64,6 +64,7 @@ from ..engine.plan import Plan, execute_plan
 from ..engine.validation import (
     check_bool,
     check_finite,
+    check_no_program_capture,
     check_positive_int,
     check_seed,
     is_int,
@@ -277,6 +278,7 @@ class GateShapley:
 
     def _positional(self, args, kwargs):
         """``(args, kwargs, argnum)`` with the input positional (bound by the QNode's signature)."""
+        check_no_program_capture("gate_shapley")
         try:
             bound = inspect.signature(self.qnode.func).bind(*args, **kwargs)
         except TypeError as error:
