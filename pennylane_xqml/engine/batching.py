@@ -151,6 +151,19 @@ def _validated_inputs(explainer, args, argnums, kwargs):
     return inputs
 
 
+def _positional_arguments(explainer, args, kwargs):
+    """``(args, kwargs)`` with every argument that can be positional made positional (by the
+    signature of the explained QNode's function, or of a plain explainer), so that the batched
+    rows, or any argument before them, may be passed by keyword. Calls the signature does not
+    bind are left as they are (the explainer then raises its own error)."""
+    func = explainer.qnode.func if isinstance(explainer, ExplainedQNode) else explainer
+    try:
+        bound = inspect.signature(func).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return tuple(args), dict(kwargs)
+    return tuple(bound.args), dict(bound.kwargs)
+
+
 def _position_of(explainer, name):
     """The position of the argument ``name`` of the explained QNode (or of a plain function)."""
     func = explainer.qnode.func if isinstance(explainer, ExplainedQNode) else explainer
@@ -408,6 +421,7 @@ def explain_batch(
     check_positive_int(internal_batch_size, "internal_batch_size")
     if not callable(explainer):
         raise TypeError(f"explainer must be callable, got {type(explainer).__name__}.")
+    args, kwargs = _positional_arguments(explainer, args, kwargs)
     devices = _resolve_devices(devices, explainer)
     if jax.process_count() > 1:
         _check_same_arguments_on_every_process(args, argnums)
