@@ -43,6 +43,7 @@ from .engine.amplitude_kernel import kernel_tapes
 from .engine.core import ModelCall
 from .engine.encodings import collect_words, is_complex
 from .engine.execution import ancilla_and_device, concrete_tapes, execute_batch
+from .engine.validation import check_no_program_capture
 
 __all__ = ["HadamardVJP", "hadamard_vjp", "input_vjp"]
 
@@ -171,6 +172,7 @@ def input_vjp(qnode, args, cotangent, *, argnums=0, kwargs=None, ancilla=None, c
         >>> bool(np.isnan(qml.grad(lambda x: shifted(x, 0.3))(xp)).any())  # zero amplitudes
         True
     """
+    check_no_program_capture("input_vjp")
     if not isinstance(qnode, qml.QNode):
         raise TypeError(f"input_vjp differentiates a qml.QNode; got {type(qnode).__name__}.")
     kwargs = dict(kwargs or {})
@@ -371,6 +373,7 @@ class HadamardVJP:
         return self
 
     def __call__(self, *args, **kwargs):
+        check_no_program_capture("hadamard_vjp")
         args, kwargs = _bind(self._qnode, args, kwargs)
         argnum = _resolve_argnum(self._qnode, self._argnums, len(args))
         _check_leading_embedding(self._qnode, args, kwargs)

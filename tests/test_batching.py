@@ -206,6 +206,33 @@ def test_argnums_by_name_from_the_explainer_or_the_call():
         xqml.explain_batch(explained, 0.4, X, argnums="z")
 
 
+def test_rows_passed_by_keyword_equal_rows_passed_by_position():
+    """``explain_batch(explained, w, feat=X)`` (issue 26), for an explained QNode and a plain
+    function, with the explained argument given by position or by name."""
+    dev = qml.device("default.qubit", wires=2)
+
+    @qml.qnode(dev, interface="jax")
+    def model(w, feat):
+        qml.AngleEmbedding(feat, wires=range(2))
+        qml.RY(w, 0)
+        qml.CNOT([0, 1])
+        return qml.expval(qml.Z(1))
+
+    X = np.random.default_rng(4).uniform(-1, 1, size=(3, 2))
+    for argnums in (1, "feat"):
+        explained = xqml.integrated_gradients(model, argnums=argnums, n_steps=4)
+        by_position = xqml.explain_batch(explained, 0.4, X)
+        assert_close(xqml.explain_batch(explained, 0.4, feat=X), by_position)
+        assert_close(xqml.explain_batch(explained, w=0.4, feat=X), by_position)
+        assert_close(by_position[1], explained(0.4, X[1]))
+
+    def scaled(w, feat):
+        return w * feat
+
+    assert_close(xqml.explain_batch(scaled, 2.0, feat=X, argnums=1), 2.0 * X)
+    assert_close(xqml.explain_batch(scaled, feat=X, w=2.0, argnums="feat"), 2.0 * X)
+
+
 def test_repeated_calls_reuse_the_compiled_program_and_stay_right():
     traces = []
 

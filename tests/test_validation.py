@@ -238,3 +238,82 @@ def test_torch_tensors_are_explained_like_numpy_arrays():
     with qml.Tracker(dev) as tracker, pytest.raises(TypeError, match="explained\\(x, weights\\)"):
         xqml.ModelCall(model, (x, 0.3), {}, 0)
     assert tracker.totals.get("executions", 0) == 0
+
+
+class TestProgramCapture:
+    """With PennyLane's program capture on, every public entry point is refused before
+    anything is traced or run, with a message naming ``qml.capture.disable()`` (issue 26).
+
+    Capture needs jax 0.7.1, which this environment does not have (``qml.capture.enable()``
+    raises ImportError here), so PennyLane's switch is patched to report it on; the Catalyst
+    environment (jax 0.7.1) runs the same refusals with capture really on
+    (``scripts/catalyst/run_catalyst_checks.py``)."""
+
+    @pytest.fixture
+    def capture_on(self, monkeypatch):
+        def on():
+            monkeypatch.setattr(qml.capture, "enabled", lambda: True)
+
+        return on
+
+    @staticmethod
+    def _refused(device, fn):
+        match = r"qml\.capture\.disable\(\)"
+        with qml.Tracker(device) as tracker, pytest.raises(NotImplementedError, match=match):
+            fn()
+        assert tracker.totals.get("executions", 0) == 0
+
+    def test_explained_qnodes_and_their_views(self, capture_on, model, device, w):
+        x = np.array([1.0, 0.5, -0.3, 0.2])
+        explained = xqml.saliency(model)
+        searched = xqml.taylor_fourier(model, root="search")
+        tape = qml.workflow.construct_tape(model)(x, w)
+        capture_on()
+        for call in (
+            lambda: explained(x, w),
+            lambda: explained.explain(x, w),
+            lambda: explained.plan(x, w),
+            lambda: explained.prepared_plan(x, w),
+            lambda: explained.construct_batch(x, w),
+            lambda: explained.draw(x, w),
+            lambda: explained.cost(x, w),
+            lambda: xqml.cost_report(explained, x, w),
+            lambda: searched.prepare(x, w),
+            lambda: xqml.saliency(tape),
+            lambda: xqml.explain_batch(explained, np.stack([x, 2 * x]), w),
+        ):
+            self._refused(device, call)
+
+    def test_autodiff_and_the_other_explainers(self, capture_on, model, device, w):
+        x = np.array([1.0, 0.5, -0.3, 0.2])
+        vjp_model = xqml.hadamard_vjp(model)
+        shapley = xqml.gate_shapley(model)
+        qpert = xqml.qpert_mask(model, background=np.ones((2, 4)), n_iter=2, n_masks=1)
+        capture_on()
+        for call in (
+            lambda: xqml.input_vjp(model, (x, w), 1.0),
+            lambda: vjp_model(x, w),
+            lambda: shapley(x, w),
+            lambda: shapley.plan(x, w),
+            lambda: shapley.cost(x, w),
+            lambda: qpert(x, w),
+            lambda: qpert.cost(x, w),
+            lambda: xqml.qpert_cost(qpert, x, w),
+        ):
+            self._refused(device, call)
+
+    def test_grad_cam(self, capture_on):
+        from pennylane_xqml.experiments.hybrid import HybridCNNVQC
+
+        hybrid = HybridCNNVQC(n_classes=4, seed=1)
+        images = jnp.linspace(0, 1, 128).reshape(2, 8, 8)
+        cam = xqml.grad_cam(hybrid, target=1)
+        capture_on()
+        for call in (
+            lambda: cam(hybrid.params, images),
+            lambda: cam.weights(hybrid.params, images),
+            lambda: cam.cost(hybrid.params, images),
+            lambda: xqml.grad_cam_cost(cam, hybrid.params, images),
+            lambda: cam.vqc_plan(hybrid.params, jnp.ones((2, 4, 2, 2))),
+        ):
+            self._refused(hybrid.device, call)

@@ -69,7 +69,7 @@ from .inputs import bind_broadcast_parameters
 from .plan import execute_plan
 from .torch_bridge import call_with_torch, has_torch
 from .transform import ExplainedFunction, ExplainedQNode, Explanation
-from .validation import check_positive_int, is_int
+from .validation import check_no_program_capture, check_positive_int, is_int
 
 BATCH_AXIS = "batch"
 
@@ -161,11 +161,28 @@ def _validated_inputs(explainer, args, argnums, kwargs):
     return inputs
 
 
+def _positional_arguments(explainer, args, kwargs):
+    """``(args, kwargs)`` with every argument that can be positional made positional (by the
+    signature of the explained QNode's function, or of a plain explainer), so that the batched
+    rows, or any argument before them, may be passed by keyword. Calls the signature does not
+    bind are left as they are (the explainer then raises its own error)."""
+    try:
+        bound = inspect.signature(_signature_source(explainer)).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return tuple(args), dict(kwargs)
+    return tuple(bound.args), dict(bound.kwargs)
+
+
+def _signature_source(explainer):
+    """The function whose signature the explainer's calls follow: the explained QNode's
+    quantum function, the explained function model, or a plain explainer itself."""
+    func = explainer.model if isinstance(explainer, Explanation) else explainer
+    return func.func if isinstance(func, qml.QNode) else func
+
+
 def _position_of(explainer, name):
     """The position of the argument ``name`` of the explained QNode (or of a plain function)."""
-    func = explainer.model if isinstance(explainer, Explanation) else explainer
-    func = func.func if isinstance(func, qml.QNode) else func
-    names = list(inspect.signature(func).parameters)
+    names = list(inspect.signature(_signature_source(explainer)).parameters)
     if name not in names:
         raise ValueError(f"argnums={name!r} does not name an argument (its arguments: {names}).")
     return names.index(name)
@@ -410,6 +427,7 @@ def explain_batch(
     >>> attributions.shape, bool(np.abs(deltas).max() < 1e-5)
     ((10, 4), True)
     """
+    check_no_program_capture("explain_batch")
     if argnums is None:
         argnums = explainer.options.argnums if isinstance(explainer, Explanation) else 0
     if isinstance(argnums, str):
@@ -421,6 +439,7 @@ def explain_batch(
     check_positive_int(internal_batch_size, "internal_batch_size")
     if not callable(explainer):
         raise TypeError(f"explainer must be callable, got {type(explainer).__name__}.")
+    args, kwargs = _positional_arguments(explainer, args, kwargs)
     if has_torch(args, kwargs):  # torch in, torch out: the same call with JAX arrays
         if not -len(args) <= argnums < len(args):
             raise ValueError(

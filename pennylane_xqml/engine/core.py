@@ -25,9 +25,17 @@ from . import amplitude_kernel, angle_gradient
 from .encodings import find_amplitude_encoding, flatten_outputs, is_complex, output_sentences
 from .estimation import estimate_outputs
 from .execution import ANCILLA_LABEL, ancilla_and_device, execute_batch, shots_of
-from .inputs import InputTraceError, eager, is_jax_value, trace_input
+from .inputs import (
+    InputTraceError,
+    eager,
+    is_jax_value,
+    private_jit,
+    switched_precision,
+    trace_input,
+    traced_in_switched_precision,
+)
 from .plan import Plan
-from .validation import check_finite, leaves
+from .validation import check_finite, check_no_program_capture, leaves
 
 GRADIENT_RULES = ("auto", "hadamard_all", "hadamard", "adjoint", "backprop", "parameter-shift")
 _STATE_SIMULATORS = ("default.qubit", "lightning.qubit", "lightning.kokkos", "lightning.gpu")
@@ -98,6 +106,17 @@ def _concrete_integers(value):
     return value
 
 
+def _private_arrays(tree):
+    """``tree`` with its NumPy arrays copied, for a call explained in a precision switched for
+    it (:func:`.inputs.x64_mode`): JAX keeps one canonical form of a NumPy array while anything
+    traced holds it, so tracing the user's own arrays in 64-bit would hand them to the user's
+    float32 code as float64, and a float32 form the user's compiled code holds would reach the
+    64-bit explanation rounded."""
+    import jax  # pylint: disable=import-outside-toplevel
+
+    return jax.tree_util.tree_map(lambda a: a.copy() if isinstance(a, np.ndarray) else a, tree)
+
+
 def bind_arguments(qnode, args, kwargs, argnums):
     """``(args, kwargs, argnum)`` with every argument that can be positional made positional,
     so an input passed by keyword (``model(x=..., w=...)``) and ``argnums`` given by name work."""
@@ -138,6 +157,7 @@ class ModelCall:
     """
 
     def __init__(self, qnode, args, kwargs, argnum, amplitude_space=True):
+        check_no_program_capture("pennylane-xqml")
         if not isinstance(qnode, qml.QNode):
             raise TypeError(f"Attribution decorators wrap a qml.QNode, got {type(qnode).__name__}.")
         args, kwargs, argnum = bind_arguments(qnode, args, kwargs, argnum)
@@ -162,6 +182,9 @@ class ModelCall:
         check_finite(self.x, "The input")
         self.shape = tuple(qml.math.shape(self.x))
         self.jax_call = any(is_jax_value(leaf) for leaf in leaves((self.args, self.kwargs)))
+        if traced_in_switched_precision(self.jax_call):
+            self.args, self.kwargs = _private_arrays((self.args, self.kwargs))
+            self.x = self.args[self.argnum]
         self.trace = self._trace(lambda tape: tape)
         if self._embedding_decomposed():
             self.trace = self._trace(lambda tape: tape, keep_embedding=True)
@@ -665,7 +688,7 @@ def _autodiff_jacobian(qnode, argnum, rule, device, kwargs, args):
     static = {i: a for i, a in enumerate(args) if i != argnum and _is_static(a)}
     dynamic = tuple(a if i not in static else None for i, a in enumerate(args))
     static_key = _static_key(static)
-    key = (argnum, rule, device, static_key)
+    key = (argnum, rule, device, static_key, switched_precision())
     cache = _JACOBIAN_CACHE.setdefault(qnode, {})
     cacheable = not kwargs and static_key is not None
     if cacheable and key in cache:
@@ -681,7 +704,10 @@ def _autodiff_jacobian(qnode, argnum, rule, device, kwargs, args):
 
         return jax.vmap(jax.jacrev(outputs))(points)
 
-    compiled = jax.jit(jacobian)
+    # In a precision switched for this call (64-bit torch tensors in a float32 process), a
+    # jitted `jacobian` would keep JAX's 64-bit form of the QNode's NumPy constants alive for
+    # the user's float32 code (see .inputs.x64_mode): it is compiled from a private trace.
+    compiled = private_jit(jacobian) if switched_precision() else jax.jit(jacobian)
     if cacheable:
         cache[key] = compiled
     return compiled, dynamic

@@ -12,7 +12,7 @@ import numpy as np
 import pennylane as qml
 
 from .inputs import rebuilt_operators
-from .validation import is_tracer
+from .validation import check_no_program_capture, is_tracer
 
 ANCILLA_LABEL = "xqml_ancilla"
 
@@ -315,6 +315,7 @@ def execute_batch(tapes, device, diff_method="best", interface="auto", broadcast
     on default.qubit/default.mixed with backprop (PennyLane's gradient transforms do not
     differentiate broadcast parameters).
     """
+    check_no_program_capture("pennylane-xqml")
     if not tapes:
         return ()
     interface = resolve_interface(tapes, interface)

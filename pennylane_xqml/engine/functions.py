@@ -52,7 +52,7 @@ from .dataflow import is_affine_in, outputs_depend_on
 from .encodings import is_complex
 from .inputs import depends_on_autograd, is_jax_value
 from .plan import Plan, PlanBlock
-from .validation import check_finite, leaves
+from .validation import check_finite, check_no_program_capture, leaves
 
 # ---------------------------------------------------------------------------------------------
 # intercepting QNode calls
@@ -229,6 +229,7 @@ class FunctionCall:
     straight = False  # never the one-QNode closed forms (the kernel requests)
 
     def __init__(self, func, args, kwargs, argnum):
+        check_no_program_capture("pennylane-xqml")
         args, kwargs, argnum = bind_function_arguments(func, args, kwargs, argnum)
         self.func, self.args, self.kwargs, self.argnum = func, args, kwargs, argnum
         x = args[argnum]

@@ -22,6 +22,7 @@ Only the input is traced: other arguments (weights, integers such as a layer cou
 from __future__ import annotations
 
 import contextlib
+import contextvars
 
 import numpy as np
 import pennylane as qml
@@ -37,17 +38,46 @@ def _jax():
     return jax
 
 
+# Whether JAX's precision is one this package switched to for the moment (see x64_mode).
+_SWITCHED = contextvars.ContextVar("xqml_switched_precision", default=False)
+
+
+@contextlib.contextmanager
 def x64_mode(enabled: bool):
     """A context with JAX's 64-bit mode on or off (``jax.enable_x64``; older JAX, as the
-    Catalyst route pins, has it as ``jax.experimental.enable_x64``)."""
+    Catalyst route pins, has it as ``jax.experimental.enable_x64``), for this thread only; a
+    no-op when the mode already is ``enabled``.
+
+    JAX caches the canonical (device-ready) form of a NumPy array while anything it traced
+    holds that form, whatever mode it was made in. So nothing traced inside a switched context
+    may outlive it with a NumPy array of the user's (or a constant of PennyLane's) in it: the
+    user's code would later receive its 64-bit form in float32 mode (an executable compiled for
+    ``f32`` handed an ``f64`` buffer). Code that caches traced functions asks
+    :func:`switched_precision` and does not cache in a switched context, and
+    :class:`JaxInputTrace` keeps private copies of its constants."""
     jax = _jax()
+    if bool(jax.config.jax_enable_x64) == enabled:
+        yield
+        return
     context = getattr(jax, "enable_x64", None)
     if context is None:
         from jax import experimental  # pylint: disable=import-outside-toplevel
 
-        context = experimental.enable_x64 if enabled else experimental.disable_x64
-        return context()
-    return context(enabled)
+        context = (experimental.enable_x64 if enabled else experimental.disable_x64)()
+    else:
+        context = context(enabled)
+    token = _SWITCHED.set(True)
+    try:
+        with context:
+            yield
+    finally:
+        _SWITCHED.reset(token)
+
+
+def switched_precision() -> bool:
+    """Whether JAX runs, for the moment, in a precision :func:`x64_mode` switched to (the
+    process's own mode is the other): traced functions must not be cached then."""
+    return _SWITCHED.get()
 
 
 def enable_x64() -> None:
@@ -106,6 +136,71 @@ def rebuilt_operators(tape):
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+def traced_in_switched_precision(jax_call: bool) -> bool:
+    """Whether a call is traced in a precision switched for it: inside :func:`x64_mode`
+    (64-bit torch tensors), or NumPy/autograd arrays only (``jax_call=False``, traced in 64-bit,
+    see :func:`trace_input`) while JAX runs in float32."""
+    return switched_precision() or (not jax_call and not _jax().config.jax_enable_x64)
+
+
+def private_jit(fn):
+    """``jax.jit(fn)`` for a precision switched for the moment (:func:`x64_mode`), safe to
+    keep after it: ``fn`` is traced once per argument types into a jaxpr whose NumPy constants
+    are copies (PennyLane's Pauli eigenvalues, the user's arrays stay untouched), and that jaxpr
+    is compiled. Keep the result, not ``fn``: JAX's tracing caches hold what ``fn`` traced while
+    ``fn`` lives, so it is traced through a wrapper that dies after tracing."""
+    jax = _jax()
+    compiled = {}
+
+    def call(*args):
+        flat, tree = jax.tree_util.tree_flatten(args)
+        key = (tree, tuple(jax.typeof(a) for a in flat))
+        if key not in compiled:
+            closed, shapes = jax.make_jaxpr(lambda *a: fn(*a), return_shape=True)(*args)
+            run = jax.jit(jax.extend.core.jaxpr_as_fun(_private_constants(closed)))
+            compiled[key] = (run, jax.tree_util.tree_structure(shapes))
+        run, out_tree = compiled[key]
+        return jax.tree_util.tree_unflatten(out_tree, run(*flat))
+
+    return call
+
+
+class MixedPrecisionConstantError(TypeError):
+    """A NumPy constant of the QNode reached a trace in a switched precision in the other
+    precision (see :func:`_check_typed`)."""
+
+
+def _check_typed(closed, x):
+    """Raise :class:`MixedPrecisionConstantError` when the map traced in a switched precision
+    is ill-typed: a NumPy array the QNode reads from elsewhere than its arguments (a global)
+    whose float32 form the user's compiled code holds enters a 64-bit trace as float32 where
+    JAX traced float64 (NumPy calls then fall back to :class:`PointwiseInputTrace`)."""
+    jax = _jax()
+    try:
+        jax.eval_shape(jax.extend.core.jaxpr_as_fun(closed), x)
+    except TypeError as error:
+        raise MixedPrecisionConstantError(
+            "A NumPy array the QNode reads from outside its arguments is held by JAX in the "
+            "other precision than this explanation's (compiled code of yours uses it while "
+            "JAX runs in float32, and this explanation runs in 64-bit; JAX keeps one form of "
+            f"an array). Pass it to the QNode as an argument, or as a JAX array ({error})"
+        ) from error
+
+
+def _private_constants(closed):
+    """``closed`` with its NumPy constants (arrays the traced function closed over: the
+    user's weights, PennyLane's constants) copied, in the dtype the jaxpr expects: JAX's
+    canonical form of the user's arrays is then not kept alive by this trace, which may be made
+    in a switched precision and outlive it (see :func:`x64_mode`). (A float32 form the user's
+    compiled code holds reaches a 64-bit trace as float32; the cast makes it the float64 the
+    jaxpr was traced with, rounded to float32, where JAX would fail on mismatched dtypes.)"""
+    consts = [
+        np.array(c, dtype=var.aval.dtype) if isinstance(c, np.ndarray) else c
+        for var, c in zip(closed.jaxpr.constvars, closed.consts)
+    ]
+    return closed.replace(consts=consts) if consts else closed
+
+
 class JaxInputTrace:
     """The input's path into the circuit, traced once with JAX.
 
@@ -142,9 +237,13 @@ class JaxInputTrace:
         with self.precision():
             # make_jaxpr abstracts its argument: only shape, dtype (and, under shard_map, the
             # varying axes of a tracer) are used, never the value.
-            x = x if is_jax_value(x) else jax.numpy.asarray(np.asarray(qml.math.unwrap(x)))
+            # (a copy of a NumPy input: see _private_constants)
+            x = x if is_jax_value(x) else jax.numpy.asarray(np.array(qml.math.unwrap(x)))
             self.dtype = x.dtype
             closed = jax.make_jaxpr(traced_parameters)(x)
+            closed = _private_constants(closed)
+            if switched_precision():
+                _check_typed(closed, x)
         self.template = holder["tape"]
         self._traced = holder["traced"]
         self._fixed = self.template.get_parameters(trainable_only=False)
@@ -332,6 +431,9 @@ def trace_input(tape_fn, x, argnum, jax_call):
     """
     try:
         return JaxInputTrace(tape_fn, x, x64=not jax_call)
+    except MixedPrecisionConstantError as error:
+        if jax_call:
+            raise InputTraceError(str(error)) from error
     except TypeError as error:
         if jax_call:
             raise InputTraceError(

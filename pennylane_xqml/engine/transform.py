@@ -39,7 +39,7 @@ from .functions import FunctionCall, FunctionEngine, bind_function_arguments, mo
 from .inputs import InputTraceError
 from .plan import Plan, execute_plan
 from .torch_bridge import call_with_torch, constant_options, detached, has_torch
-from .validation import check_bool, is_int
+from .validation import check_bool, check_no_program_capture, is_int
 
 
 class Options(NamedTuple):
@@ -228,6 +228,7 @@ class Explanation:
         give torch tensors of the input's dtype and device, differentiable with
         ``torch.autograd`` with respect to every tensor that requires grad (see
         :mod:`.torch_bridge`). Inside ``qml.qjit`` the tapes become Catalyst QNodes."""
+        check_no_program_capture(f"pennylane-xqml's {self.method.public_name}")
         if catalyst_tracing():  # inside qml.qjit: the tapes become Catalyst QNodes
             return self._compiled_call(*args, **kwargs)
         if has_torch(args, kwargs):
@@ -461,6 +462,7 @@ def attribution_transform(method_class, doc):
     """
 
     def tape_transform(tape, **options):
+        check_no_program_capture(f"pennylane-xqml's {method_class.public_name}")
         method, shared = split_options(method_class, dict(options))
         plan = make_plan(TapeCall(tape), shared, method)
         return plan.tapes, lambda results: plan.processing_fn(results, ())

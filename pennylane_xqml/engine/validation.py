@@ -29,6 +29,22 @@ def is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
+_PROGRAM_CAPTURE = (
+    "{what} does not support PennyLane's program capture, which is on "
+    "(qml.capture.enable()): explanations build and run tapes, and with capture on PennyLane "
+    "traces the QNode into a plxpr program instead, so the results would not be the "
+    "explanation. Turn it off with qml.capture.disable() before explaining (nothing has run)."
+)
+
+
+def check_no_program_capture(what: str) -> None:
+    """Refuse, before anything is traced or run, a call made while PennyLane's program capture
+    (``qml.capture.enable()``) is on: ``NotImplementedError`` naming ``qml.capture.disable()``."""
+    capture = getattr(qml, "capture", None)
+    if capture is not None and capture.enabled():
+        raise NotImplementedError(_PROGRAM_CAPTURE.format(what=what))
+
+
 def check_positive_int(value, name: str) -> int:
     """``value`` as an ``int`` when it is an integer >= 1; else ``ValueError``."""
     if not is_int(value) or value < 1:

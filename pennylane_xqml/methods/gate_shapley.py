@@ -66,6 +66,7 @@ from ..engine.torch_bridge import call_with_torch, has_torch
 from ..engine.validation import (
     check_bool,
     check_finite,
+    check_no_program_capture,
     check_positive_int,
     check_seed,
     is_int,
@@ -282,6 +283,7 @@ class GateShapley:
 
     def _positional(self, args, kwargs):
         """``(args, kwargs, argnum)`` with the input positional (bound by the QNode's signature)."""
+        check_no_program_capture("gate_shapley")
         try:
             bound = inspect.signature(self.qnode.func).bind(*args, **kwargs)
         except TypeError as error:

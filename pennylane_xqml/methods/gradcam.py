@@ -53,7 +53,7 @@ from ..engine.encodings import flatten_outputs, input_parameter_indices, output_
 from ..engine.execution import concrete_tapes, executed_batch, shots_of
 from ..engine.plan import Plan, execute_plan
 from ..engine.torch_bridge import call_with_torch, has_torch
-from ..engine.validation import check_bool, is_tracer
+from ..engine.validation import check_bool, check_no_program_capture, is_tracer
 
 __all__ = ["CAMWeights", "GradCAM", "grad_cam", "grad_cam_cost"]
 
@@ -219,6 +219,7 @@ class GradCAM:
         batch. Its processing function returns ``(w, variance, logits)`` of every class (logits
         only for ``target=None``). ``shots`` overrides the head's shots in the tapes (the cost
         report uses ``shots=1`` for the variance of one shot)."""
+        check_no_program_capture("grad_cam")
         model = self.model
         weights = params["vqc"]
         angles, chains = self._classical_parts(params, A)
@@ -278,6 +279,7 @@ class GradCAM:
         return values, jnp.zeros_like(values), logits
 
     def _compute(self, params, images):
+        check_no_program_capture("grad_cam")
         model = self.model
         images, single = model.check_images(images)
         n_images = images.shape[0]
@@ -346,6 +348,7 @@ class GradCAM:
         >>> report.total_shots == report.shots_per_circuit * report.n_measurement_groups
         True
         """
+        check_no_program_capture("grad_cam")
         gate_set = check_cost_options(target_stderr, gate_set)
         model = self.model
         checked, _ = model.check_images(images)

@@ -24,7 +24,10 @@ sums on default.qubit), to 1e-10:
 3. the refusals: each case ``qml.qjit`` does not compile raises a ``ValueError`` naming the
    fix while Catalyst traces, with nothing captured or compiled (and, on default.qubit, no
    circuit executed);
-4. the docstring examples of ``pennylane_xqml.catalyst`` and ``pennylane_xqml.engine.compiled``.
+4. PennyLane's program capture (``qml.capture.enable()``, which needs this jax): every public
+   entry point raises ``NotImplementedError`` naming ``qml.capture.disable()`` before any
+   circuit runs, and explanations decorated while it was on compute their references after;
+5. the docstring examples of ``pennylane_xqml.catalyst`` and ``pennylane_xqml.engine.compiled``.
 
 Times: "first" is the first call (tracing + compilation), "steady" the median of 20 calls
 after it (3 for the slow rows: the package's ``jax.jit`` and ``catalyst.grad``); "package
@@ -502,6 +505,106 @@ def refusal_checks():
             "without autograph", error_type=AttributeError, autograph=True)  # fmt: skip
 
 
+CAPTURE_METHODS = {
+    "integrated_gradients": {"method": "gausslegendre", "n_steps": 4},
+    "saliency": {"abs": False},
+    "input_x_gradient": {},
+    "smoothgrad": {"nt_samples": 2, "stdevs": 0.1, "seed": 3},
+    "feature_ablation": {},
+    "shapley_values": {},
+    "shapley_value_sampling": {"n_samples": 2, "seed": 1},
+    "kernel_shap": {"n_samples": 6, "seed": 2},
+    "lime": {"n_samples": 6, "seed": 2},
+    "taylor_fourier": {"root": np.zeros(N)},
+    "qlrp": {},
+    "random_attribution": {},
+}
+
+
+def refused_under_capture(name, call, device):
+    """``call()`` with program capture on must raise ``NotImplementedError`` naming
+    ``qml.capture.disable()`` with no circuit executed on ``device``."""
+    tracker = qml.Tracker(device)
+    try:
+        with tracker:
+            call()
+    except NotImplementedError as error:
+        ran = tracker.totals.get("executions", 0)
+        if "qml.capture.disable()" in str(error) and not ran:
+            ROWS.append((name, "refused (expected)", str(error)[:90], "", ""))
+            return
+        ROWS.append((name, "WRONG REFUSAL", f"{ran=}: {str(error)[:70]}", "", ""))
+    except Exception as error:  # noqa: BLE001 - any other failure is the finding
+        ROWS.append((name, "WRONG ERROR", f"{type(error).__name__}: {str(error)[:70]}", "", ""))
+    else:
+        ROWS.append((name, "UNEXPECTEDLY RAN", "an empty or wrong result is possible", "", ""))
+    FAILURES.append(name)
+
+
+def capture_checks():
+    """With PennyLane's program capture on (``qml.capture.enable()``, which this jax allows),
+    every public entry point is refused before any circuit runs (counted on default.qubit) with
+    a message naming ``qml.capture.disable()``; explanations decorated while capture is on
+    compute, once it is off, what they compute without it."""
+    from pennylane_xqml.experiments.hybrid import (  # pylint: disable=import-outside-toplevel
+        HybridCNNVQC,
+    )
+
+    dev = qml.device("default.qubit", wires=N)
+    amplitude = qml.QNode(AMPLITUDE_MODEL.func, dev)
+    angle = qml.QNode(ANGLE_MODEL.func, dev)
+    amp, ang = (np.asarray(X_AMP), np.asarray(W)), (np.asarray(X_ANG), np.asarray(W))
+    references = {
+        name: np.asarray(getattr(xqml, name)(angle, **options)(*ang))
+        for name, options in CAPTURE_METHODS.items()
+    }
+    hybrid = HybridCNNVQC(n_classes=4, seed=1)
+    images = jnp.linspace(0, 1, 128).reshape(2, 8, 8)
+    cam = xqml.grad_cam(hybrid, target=1)
+    saliency = xqml.saliency(angle, abs=False)
+    qpert = xqml.qpert_mask(angle, background=np.zeros((2, N)), n_iter=2, n_masks=1)
+    shapley = xqml.gate_shapley(angle)
+    tape = qml.workflow.construct_tape(amplitude)(*amp)
+    qml.capture.enable()
+    try:
+        decorated = {
+            name: getattr(xqml, name)(angle, **options) for name, options in CAPTURE_METHODS.items()
+        }
+        for name, explained in decorated.items():
+            refused_under_capture(f"capture: {name}", lambda e=explained: e(*ang), dev)
+        vjp_model = xqml.hadamard_vjp(amplitude)
+        searched = xqml.taylor_fourier(angle, root="search")
+        calls = {
+            "plan": lambda: saliency.plan(*ang),
+            "prepared_plan": lambda: saliency.prepared_plan(*ang),
+            "construct_batch": lambda: saliency.construct_batch(*ang),
+            "draw": lambda: saliency.draw(*ang),
+            "cost": lambda: saliency.cost(*ang),
+            "cost_report": lambda: xqml.cost_report(saliency, *ang),
+            "prepare (root search)": lambda: searched.prepare(*ang),
+            "tape transform": lambda: xqml.saliency(tape),
+            "explain_batch": lambda: xqml.explain_batch(saliency, np.stack([ang[0]] * 2), W),
+            "input_vjp": lambda: xqml.input_vjp(amplitude, amp, 1.0),
+            "hadamard_vjp": lambda: vjp_model(*amp),
+            "gate_shapley": lambda: shapley(*ang),
+            "gate_shapley.plan": lambda: shapley.plan(*ang),
+            "qpert_mask": lambda: qpert(*ang),
+            "qpert_cost": lambda: xqml.qpert_cost(qpert, *ang),
+        }
+        for name, call in calls.items():
+            refused_under_capture(f"capture: {name}", call, dev)
+        for name, call in {
+            "grad_cam": lambda: cam(hybrid.params, images),
+            "grad_cam_cost": lambda: xqml.grad_cam_cost(cam, hybrid.params, images),
+        }.items():
+            refused_under_capture(f"capture: {name}", call, hybrid.device)
+    finally:
+        qml.capture.disable()
+    for name, explained in decorated.items():  # made while capture was on, called after it
+        check(f"capture off again: {name}", explained, ang, references[name],
+              references[name], repeats=1)  # fmt: skip
+
+
 def main():
     from importlib.metadata import version  # pylint: disable=import-outside-toplevel
 
@@ -565,7 +668,10 @@ def main():
     # 3. what qml.qjit refuses, while tracing and before anything is compiled or run
     refusal_checks()
 
-    # 4. the docstring examples of the Catalyst modules (they cannot run in the main environment)
+    # 4. program capture (qml.capture.enable()): refused before anything runs
+    capture_checks()
+
+    # 5. the docstring examples of the Catalyst modules (they cannot run in the main environment)
     import doctest  # pylint: disable=import-outside-toplevel
 
     import pennylane_xqml.catalyst  # pylint: disable=import-outside-toplevel

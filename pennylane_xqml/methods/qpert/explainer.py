@@ -15,7 +15,7 @@ from ...engine.encodings import input_parameter_indices
 from ...engine.execution import shots_of
 from ...engine.plan import Plan
 from ...engine.torch_bridge import call_with_torch, has_torch
-from ...engine.validation import is_int
+from ...engine.validation import check_no_program_capture, is_int
 from .fidelity import (
     check_invertible,
     compute_uncompute_tape,
@@ -273,6 +273,7 @@ class QPertExplainer:
         return jnp.asarray(theta0, dtype=dtype), jnp.asarray(self.background[rows], dtype=dtype)
 
     def _run(self, X, weights, batched, coefficients=None):
+        check_no_program_capture("qpert_mask")
         weights = tuple(weights)
         X, x, n_classes = self._check_call(X, weights, batched)
         if self._compiled is None:
@@ -358,6 +359,7 @@ class QPertExplainer:
         >>> cost.n_circuits, cost.total_shots, cost.fidelity_gates.two_qubit_gates
         (2001, 2001000, 2)
         """
+        check_no_program_capture("qpert_mask")
         if not self.is_qnode:
             raise TypeError(
                 "qpert_cost needs a QPertExplainer of a qml.QNode; a JAX function runs no circuits."
