@@ -681,7 +681,20 @@ def _autodiff_jacobian(qnode, argnum, rule, device, kwargs, args):
 
         return jax.vmap(jax.jacrev(outputs))(points)
 
-    compiled = jax.jit(jacobian)
+    jitted = jax.jit(jacobian)
+    eager = []
+
+    def compiled(points, dynamic_args):
+        # Python control flow on a non-input argument (`if w > 0`, `qml.cond(w > 0, ...)`)
+        # needs its concrete value, which jit hides: such a QNode is differentiated eagerly
+        # (only the input is traced, as in a plain QNode), and stays so for this QNode.
+        if not eager:
+            try:
+                return jitted(points, dynamic_args)
+            except jax.errors.ConcretizationTypeError:
+                eager.append(True)
+        return jacobian(points, dynamic_args)
+
     if cacheable:
         cache[key] = compiled
     return compiled, dynamic
