@@ -63,6 +63,9 @@ def _recipe(tape, index, order):
     """``(operation, recipe)``: the shift rule (rows ``(coefficient, shift)``) of parameter
     ``index`` of ``tape``."""
     op, _, p_index = tape.get_operation(index)
+    if not op.parameter_frequencies[p_index]:
+        # a global phase: no output depends on it, its derivative is 0 (no shifted circuit)
+        return op, np.zeros((0, 2))
     recipe = _snap_shifts(
         qml.gradients.generate_shift_rule(op.parameter_frequencies[p_index], order=order)
     )
@@ -102,6 +105,8 @@ def broadcast_shift_tapes(tape, indices, sentences, device=None):
     base.trainable_params = list(range(len(params)))
     recipes = [_recipe(base, index, 1)[1] for index in indices]
     combos = [(k, shift) for k, recipe in enumerate(recipes) for _, shift in recipe]
+    if not combos:  # only global phases depend on the input: the per-point path gives zeros
+        return None
     stacked = list(params)
     for k_index, index in enumerate(indices):
         stacked[index] = qml.math.concatenate(
@@ -176,6 +181,10 @@ def shift_tapes(tape, indices, sentences, order=1, device=None, measure=None):
         cursor = iter(estimates)
         values, variances = [], []
         for recipe in recipes:
+            if not len(recipe):  # a global phase's parameter (filled with zeros below)
+                values.append(None)
+                variances.append(None)
+                continue
             value = variance = 0.0
             for coeff, _ in recipe:
                 start, size, estimate = next(cursor)
@@ -184,9 +193,12 @@ def shift_tapes(tape, indices, sentences, order=1, device=None, measure=None):
                 variance = variance + coeff**2 * var
             values.append(value)
             variances.append(variance)
-        if not values:
-            empty = np.zeros((len(sentences), 0))
+        shaped = [v for v in values if v is not None]
+        if not shaped:
+            empty = np.zeros((len(sentences), len(values)))
             return ShiftGradient(empty, empty)
+        values = [qml.math.zeros_like(shaped[0]) if v is None else v for v in values]
+        variances = [qml.math.zeros_like(shaped[0]) if v is None else v for v in variances]
         return ShiftGradient(qml.math.stack(values, axis=1), qml.math.stack(variances, axis=1))
 
     return tapes, postprocess

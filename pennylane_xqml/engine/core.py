@@ -22,7 +22,17 @@ import pennylane as qml
 from pennylane.measurements import ExpectationMP
 
 from . import amplitude_kernel, angle_gradient
-from .encodings import find_amplitude_encoding, flatten_outputs, is_complex, output_sentences
+from .encodings import (
+    MATRIX_OPERATIONS,
+    OTHER_PREPARATIONS,
+    as_state_prep,
+    find_amplitude_encoding,
+    flatten_outputs,
+    is_complex,
+    is_vector_preparation,
+    output_sentences,
+    parameter_owners,
+)
 from .estimation import estimate_outputs
 from .execution import ANCILLA_LABEL, ancilla_and_device, execute_batch, shots_of
 from .inputs import (
@@ -185,9 +195,21 @@ class ModelCall:
         if traced_in_switched_precision(self.jax_call):
             self.args, self.kwargs = _private_arrays((self.args, self.kwargs))
             self.x = self.args[self.argnum]
+        self._rewrite = None  # tape -> tape: a vector preparation of the input made a StatePrep
         self.trace = self._trace(lambda tape: tape)
-        if self._embedding_decomposed():
+        keep_embedding = self._embedding_decomposed()
+        if keep_embedding:
             self.trace = self._trace(lambda tape: tape, keep_embedding=True)
+        index = self._input_preparation()
+        if index is not None:
+            self._rewrite = functools.partial(as_state_prep, index=index)
+            self.trace = self._trace(lambda tape: tape, keep_embedding=keep_embedding)
+        owners = parameter_owners(self.trace.template)
+        inputs_of = [owners[i] for i in self.trace.dependent]
+        #: the input reaches the coefficients of an observable (not only gate parameters)
+        self.observable_input = any(in_measurement for _, in_measurement in inputs_of)
+        #: the input sets the bits of a BasisState/BasisEmbedding
+        self.basis_input = any(isinstance(op, qml.BasisState) for op, _ in inputs_of)
         self.tape = self.trace.tape(self.x)
         self.sentences = output_sentences(self.tape, self.device)
         self.shots = shots_of(self.tape)
@@ -225,16 +247,19 @@ class ModelCall:
 
         def tape_fn(x):
             args = self.args[: self.argnum] + (x,) + self.args[self.argnum + 1 :]
+            rewrite = self._rewrite or (lambda tape: tape)
             if not keep_embedding:
                 return finish(
-                    qml.workflow.construct_tape(self.qnode, level="user")(*args, **self.kwargs)
+                    rewrite(
+                        qml.workflow.construct_tape(self.qnode, level="user")(*args, **self.kwargs)
+                    )
                 )
             top = qml.workflow.construct_tape(self.qnode, level="top")(*args, **self.kwargs)
             pipeline = qml.workflow.get_compile_pipeline(self.qnode, level="user")(
                 *args, **self.kwargs
             )
             (body,), _ = pipeline((top.copy(operations=top.operations[1:]),))
-            return finish(body.copy(operations=[top.operations[0], *body.operations]))
+            return finish(rewrite(body.copy(operations=[top.operations[0], *body.operations])))
 
         try:
             return trace_input(tape_fn, self.x, self.argnum, self.jax_call)
@@ -248,10 +273,48 @@ class ModelCall:
     def _embedding_decomposed(self):
         """Whether the user's transforms turned a leading amplitude embedding into gates."""
         user_ops = self.trace.template.operations
-        if user_ops and isinstance(user_ops[0], qml.StatePrep):
+        if user_ops and is_vector_preparation(user_ops[0]):
             return False
         top = qml.workflow.construct_tape(self.qnode, level="top")(*self.args, **self.kwargs)
-        return bool(top.operations) and isinstance(top.operations[0], qml.StatePrep)
+        return bool(top.operations) and is_vector_preparation(top.operations[0])
+
+    def _input_preparation(self):
+        """The position of a state preparation of the input to rewrite as a leading
+        ``StatePrep`` (a Mottonen or multiplexer preparation, or a preparation after operations
+        on other wires only), ``None`` when there is none to rewrite. Preparations the engine
+        cannot attribute exactly are refused here, before any circuit runs."""
+        template = self.trace.template
+        owners = parameter_owners(template)
+        reached = [owners[i][0] for i in self.trace.dependent]
+        for op in reached:
+            if isinstance(op, OTHER_PREPARATIONS):
+                raise TypeError(
+                    f"The input reaches {op.name}, a state preparation that is not an exact "
+                    "StatePrep of a vector of the input (approximate, or with work wires), so it "
+                    "cannot be attributed in amplitude space, and its decomposition's angles are "
+                    "no input convention. Prepare the input with qml.AmplitudeEmbedding, "
+                    "qml.StatePrep or qml.MottonenStatePreparation as the first operation."
+                )
+        ops = template.operations
+        preps = [
+            i
+            for i, op in enumerate(ops)
+            if is_vector_preparation(op) and any(op is r for r in reached)
+        ]
+        if not preps or (preps[0] == 0 and isinstance(ops[0], qml.StatePrep)):
+            return None
+        index = preps[0]
+        wires = set(ops[index].wires)
+        touched = [op.name for op in ops[:index] if wires & set(op.wires)]
+        if touched:
+            raise ValueError(
+                f"The input prepares a state ({ops[index].name}) after operations that act on "
+                f"its wires ({', '.join(sorted(set(touched)))}): a state preparation of the "
+                "input is attributed in amplitude space, which needs it to start from |0> on its "
+                "wires. Make it the circuit's first operation (or apply the other operations "
+                "to other wires before it)."
+            )
+        return index
 
     def _amplitude_encoding(self):
         """The amplitude encoding when the input reaches a leading StatePrep, else ``None``."""
@@ -279,9 +342,11 @@ class ModelCall:
         with eager():
             for _ in range(2):
                 probe = rng.uniform(0.5, 1.5, size=self.shape)
+                probe = probe / np.linalg.norm(probe)  # a state vector whatever the template
                 args = self.args[: self.argnum] + (probe,) + self.args[self.argnum + 1 :]
                 tape = qml.workflow.construct_tape(self.qnode, level="top")(*args, **self.kwargs)
-                vector = tape.operations[0].data[0]
+                prep = next(op for op in tape.operations if is_vector_preparation(op))
+                vector = prep.data[0]
                 if qml.math.is_abstract(vector):
                     return False
                 ratio = np.asarray(vector)[:d] / probe.reshape(-1)
@@ -341,8 +406,37 @@ class ModelCall:
 
     @property
     def input_indices(self):
-        """Gate parameters of the expanded tape that depend on the input (angle encodings)."""
+        """Gate parameters of the expanded tape that depend on the input (angle encodings).
+
+        Raises ``ValueError`` when the input reaches what gate-parameter shifts cannot see or
+        shift: an observable's coefficients, or a gate's matrix (``qml.QubitUnitary``)."""
+        self.check_gate_path()
         return self.shift_trace.dependent
+
+    def check_gate_path(self):
+        """Refuse rules that differentiate the gate parameters only (parameter shift, Taylor
+        terms, the adjoint method) when the input also enters elsewhere."""
+        if self.observable_input:
+            raise ValueError(
+                "The input reaches the coefficients of a measured observable (e.g. "
+                "qml.expval(x[0] * qml.Z(0))): rules that shift or differentiate gate "
+                'parameters (gradient="parameter-shift" or "adjoint", Taylor-Fourier, QLRP) '
+                'would miss that path, so they are refused. Use gradient="backprop" '
+                "(default.qubit with JAX inputs), which differentiates the whole QNode, or a "
+                "perturbation method (feature_ablation, shapley_values, kernel_shap, lime), "
+                "which re-evaluates it."
+            )
+        owners = parameter_owners(self.trace.template)
+        reached = [owners[i][0] for i in self.trace.dependent]
+        matrices = [op.name for op in reached if isinstance(op, MATRIX_OPERATIONS)]
+        if matrices:
+            raise ValueError(
+                f"The input reaches the matrix of {matrices[0]}: gate parameters with a shift "
+                "rule are angles, and the angles of a decomposed matrix are undefined where the "
+                "decomposition is degenerate, so parameter-shift rules are refused. Use "
+                'gradient="backprop" (default.qubit with JAX inputs) or a perturbation method, '
+                "or build the gate from rotations of the input."
+            )
 
     def expanded_tape_at(self, x):
         return self.shift_trace.tape(x)
@@ -359,6 +453,12 @@ class ModelCall:
 # ---------------------------------------------------------------------------------------------
 # requests of the attribution methods
 # ---------------------------------------------------------------------------------------------
+
+
+def _jax_tracer():
+    import jax  # pylint: disable=import-outside-toplevel
+
+    return jax.core.Tracer
 
 
 def _differentiated(args, argnum):
@@ -380,6 +480,45 @@ def safe_unit(v):
     is_zero = norm == 0  # exact: float32 norms underflow long before 1e-300
     unit = qml.math.where(is_zero, uniform, v / qml.math.where(is_zero, 1.0, norm))
     return unit, norm
+
+
+_VISITED = (
+    "a point this explanation evaluates (the input, a baseline, a path point, a coalition or a "
+    "noisy sample)"
+)
+
+
+def _concrete_values(values):
+    """The concrete arrays among ``values`` as NumPy arrays (tracers are skipped: under
+    ``jit`` or while the weights are differentiated their values cannot be read)."""
+    import jax  # pylint: disable=import-outside-toplevel
+
+    out = []
+    for value in values:
+        if isinstance(value, jax.core.Tracer) or qml.math.is_abstract(value):
+            continue
+        try:
+            array = np.asarray(qml.math.unwrap(value))
+        except (TypeError, ValueError):
+            continue
+        if np.issubdtype(array.dtype, np.number):
+            out.append(array)
+    return out
+
+
+def refuse_non_finite(values, point, what):
+    """Raise ``ValueError`` when a concrete array of ``values`` holds NaN or inf, naming the
+    input ``point`` at which ``what`` was evaluated (before any circuit runs)."""
+    if any(not np.all(np.isfinite(v)) for v in _concrete_values(values)):
+        shown = np.array2string(
+            np.asarray(qml.math.unwrap(point)), precision=6, threshold=24, separator=", "
+        )
+        raise ValueError(
+            f"{what} is NaN or inf at the input {shown}, {_VISITED}: the QNode's map from its "
+            "input to the circuit is undefined there, so the explanation is refused (a NaN "
+            "would otherwise spread silently). Change the baseline (or background), or "
+            "write the map so it is finite there."
+        )
 
 
 class Engine:
@@ -426,12 +565,27 @@ class Engine:
         call = self.call
         if call.straight:
             return call.amplitude_of(x)
+        if is_complex(x) and not is_complex(call.x):
+            raise TypeError(
+                "A complex reference input (baseline or background) was given for a model with "
+                "a real input (gate angles, or amplitudes of a transformed input are real); its "
+                "imaginary part would be dropped silently. Pass a real array."
+            )
         return qml.math.reshape(x, (-1,))
 
     def gradient(self, points):
         """Request ``∂f_k/∂p`` at each flat point; returns ``get(lookup) -> (values, variances)``
         of shape ``(n_points, K, d)``. Complex amplitudes give ``∂/∂Re + i ∂/∂Im``."""
         call = self.call
+        if call.basis_input:
+            raise ValueError(
+                "The input sets the bits of a BasisState/BasisEmbedding: the model is defined at "
+                "bit strings only, so input gradients (saliency, input_x_gradient, smoothgrad, "
+                "integrated_gradients, taylor_fourier, qlrp) do not exist and are refused. Use "
+                "a perturbation method, which flips bits: feature_ablation, shapley_values, "
+                "shapley_value_sampling, kernel_shap or lime, with a bit-string baseline "
+                "(default: all zeros)."
+            )
         if call.kind == "angle":
             handle = self.input_gradient(points)
             return lambda lookup: (lookup(handle).real, lookup(handle).real_variance)
@@ -464,6 +618,10 @@ class Engine:
         inputs = [qml.math.reshape(p, call.shape) for p in points]
         vectors = [call.amplitude_of(x) for x in inputs]
         jacobians = qml.math.stack([call.amplitude_jacobian(x) for x in inputs])  # (n, N, d)
+        for x, vector, jacobian in zip(inputs, vectors, jacobians):
+            refuse_non_finite(
+                [vector, jacobian], x, "The amplitude vector the QNode prepares (or its Jacobian)"
+            )
         uniform = qml.math.ones_like(vectors[0]) / np.sqrt(dim)
         handle = self.kernel([(uniform, a) for a in vectors])
         scale = 2 * np.sqrt(dim)
@@ -498,9 +656,18 @@ class Engine:
                 )
             prep = qml.StatePrep(unit, wires=call.encoding.wires)
             tape = call.tape.copy(operations=[prep, *call.tape.operations[1:]])
+            sentences = call.sentences
         else:
-            tape = call.tape_at(qml.math.reshape(point, call.shape))
-        tapes, estimate = estimate_outputs(tape, call.sentences, call.shots, self.device)
+            x = qml.math.reshape(point, call.shape)
+            tape = call.tape_at(x)
+            params = tape.get_parameters(trainable_only=False)
+            refuse_non_finite(params, x, "A gate parameter (or observable coefficient)")
+            if call.basis_input:
+                self._check_bits(x)
+            # the input in an observable's coefficients: the outputs at this point
+            sentences = output_sentences(tape, self.device) if call.observable_input else None
+            sentences = sentences or call.sentences
+        tapes, estimate = estimate_outputs(tape, sentences, call.shots, self.device)
         handle = self.batch.add(tapes, estimate)
 
         def get(lookup):
@@ -508,6 +675,21 @@ class Engine:
             return scale * values, scale**2 * variances
 
         return get
+
+    def _check_bits(self, x):
+        """Refuse a perturbed point whose entries are not bits where they differ from the input
+        (a baseline or background that is not a bit string): BasisState casts its parameter to
+        integers, so a value such as 0.5 would silently become 0."""
+        for value, own in zip(_concrete_values([x]), _concrete_values([self.call.x])):
+            value, own = value.reshape(-1), own.reshape(-1)
+            if not np.all((value == 0) | (value == 1) | (value == own)):
+                shown = np.array2string(np.asarray(qml.math.unwrap(x)), separator=", ")
+                raise ValueError(
+                    f"The input sets the bits of a BasisState/BasisEmbedding, and at the input "
+                    f"{shown} ({_VISITED}) they are not bits. Perturbation methods flip bits "
+                    "between the input and the reference: give a bit-string baseline or "
+                    "background (0s and 1s; the default 0 is all zeros)."
+                )
 
     def kernel(self, pairs, imag=False):
         """Request ``K(u, v)`` (see :mod:`.amplitude_kernel`) for normalised pairs."""
@@ -544,6 +726,9 @@ class Engine:
         call = self.call
         points = [qml.math.reshape(p, call.shape) for p in points]
         if self.rule in ("backprop", "adjoint"):
+            if self.rule == "adjoint":
+                call.check_gate_path()
+            self._check_map(call.trace, points)
             return self._add_direct(lambda: self._autodiff_gradient(points))
         if self.broadcast and call.input_indices:
             handle = self._broadcast_input_gradient(points)
@@ -551,12 +736,31 @@ class Engine:
                 return handle
         requests = []
         for x in points:
-            tapes, fn = angle_gradient.shift_tapes(
-                call.expanded_tape_at(x), call.input_indices, call.sentences, device=self.device
-            )
+            tape = call.expanded_tape_at(x)
             jac = call.input_jacobian(x)
+            refuse_non_finite(
+                [*tape.get_parameters(trainable_only=False), jac],
+                x,
+                "A gate parameter (or its derivative with respect to the input)",
+            )
+            tapes, fn = angle_gradient.shift_tapes(
+                tape, call.input_indices, call.sentences, device=self.device
+            )
             requests.append((self.batch.add(tapes, fn), jac))
         return ("chain", requests)
+
+    @staticmethod
+    def _check_map(trace, points):
+        """Refuse NaN/inf in the traced map (values and Jacobian) at the gradient points, for
+        the rules that differentiate the QNode itself (checked before anything runs)."""
+        for x in points:
+            if isinstance(x, _jax_tracer()) or qml.math.is_abstract(x):
+                return
+            refuse_non_finite(
+                [trace.input_parameters(x), trace.jacobian(x)],
+                x,
+                "A gate parameter (or its derivative with respect to the input)",
+            )
 
     def _broadcast_input_gradient(self, points):
         """The shifted circuits of every point as one broadcast circuit (``None`` when an
@@ -566,13 +770,33 @@ class Engine:
         tape = call.shift_trace.batched_tape(xs)
         if tape is None:
             return None
+        jacobians = call.shift_trace.jacobians(xs)
+        self._refuse_non_finite_rows(
+            tape.get_parameters(trainable_only=False), jacobians, points, call.input_indices
+        )
         built = angle_gradient.broadcast_shift_tapes(
             tape, call.input_indices, call.sentences, device=self.device
         )
         if built is None:
             return None
         tapes, fn = built
-        return ("broadcast_chain", self.batch.add(tapes, fn), call.shift_trace.jacobians(xs))
+        return ("broadcast_chain", self.batch.add(tapes, fn), jacobians)
+
+    @staticmethod
+    def _refuse_non_finite_rows(params, jacobians, points, indices):
+        """:func:`refuse_non_finite` for a broadcast tape: name the first point whose input
+        parameters (``indices``, batched) or Jacobian row is not finite."""
+        batched = [params[i] for i in indices]
+        arrays = _concrete_values([*batched, jacobians])
+        if all(np.all(np.isfinite(a)) for a in arrays):
+            return
+        for row, x in enumerate(points):
+            values = [qml.math.reshape(p, (len(points), -1))[row] for p in batched]
+            refuse_non_finite(
+                [*values, jacobians[row]],
+                x,
+                "A gate parameter (or its derivative with respect to the input)",
+            )
 
     def _autodiff_gradient(self, points):
         """``∂f/∂x`` by JAX autodiff through the simulator (see :func:`_autodiff_jacobian`)."""
@@ -707,7 +931,20 @@ def _autodiff_jacobian(qnode, argnum, rule, device, kwargs, args):
     # In a precision switched for this call (64-bit torch tensors in a float32 process), a
     # jitted `jacobian` would keep JAX's 64-bit form of the QNode's NumPy constants alive for
     # the user's float32 code (see .inputs.x64_mode): it is compiled from a private trace.
-    compiled = private_jit(jacobian) if switched_precision() else jax.jit(jacobian)
+    jitted = private_jit(jacobian) if switched_precision() else jax.jit(jacobian)
+    eager = []
+
+    def compiled(points, dynamic_args):
+        # Python control flow on a non-input argument (`if w > 0`, `qml.cond(w > 0, ...)`)
+        # needs its concrete value, which jit hides: such a QNode is differentiated eagerly
+        # (only the input is traced, as in a plain QNode), and stays so for this QNode.
+        if not eager:
+            try:
+                return jitted(points, dynamic_args)
+            except jax.errors.ConcretizationTypeError:
+                eager.append(True)
+        return jacobian(points, dynamic_args)
+
     if cacheable:
         cache[key] = compiled
     return compiled, dynamic

@@ -87,6 +87,60 @@ def find_amplitude_encoding(tape) -> AmplitudeEncoding | None:
     return AmplitudeEncoding(op)
 
 
+#: Templates that prepare the state given by their first parameter, a state vector, exactly
+#: (up to a global phase) from ``|0...0>``: a leading one is an amplitude embedding, seen by the
+#: engine as the :class:`~pennylane.StatePrep` it is equivalent to.
+VECTOR_PREPARATIONS = (qml.MottonenStatePreparation, qml.MultiplexerStatePreparation)
+
+#: Templates that prepare a state from data without being an exact ``StatePrep`` of a vector of
+#: the input (approximate, extra wires, tensors or coefficients of chosen basis states): an input
+#: reaching them is refused.
+OTHER_PREPARATIONS = (qml.QROMStatePreparation, qml.MPSPrep, qml.Superposition)
+
+
+#: Gates given by a matrix: an input in their matrix has no parameter-shift rule.
+MATRIX_OPERATIONS = (
+    qml.QubitUnitary,
+    qml.ControlledQubitUnitary,
+    qml.DiagonalQubitUnitary,
+    qml.BlockEncode,
+)
+
+
+def is_vector_preparation(op) -> bool:
+    """Whether ``op`` prepares the state vector given as its first parameter (``StatePrep``,
+    ``AmplitudeEmbedding``, Mottonen's and the multiplexer's state preparations)."""
+    return isinstance(op, (qml.StatePrep, *VECTOR_PREPARATIONS))
+
+
+def as_state_prep(tape, index=0):
+    """``tape`` with its vector preparation at position ``index`` rewritten as an equal
+    :class:`~pennylane.StatePrep` and moved to the front (the caller checks that no earlier
+    operation acts on its wires, so the move changes nothing: the wires are still ``|0>``).
+
+    >>> ops = [qml.RY(0.3, 2), qml.MottonenStatePreparation([0.6, 0.8], wires=[0])]
+    >>> as_state_prep(qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0))])).operations
+    [StatePrep(array([0.6, 0.8]), wires=[0]), RY(0.3, wires=[2])]
+    """
+    ops = list(tape.operations)
+    op = ops.pop(index)
+    if not isinstance(op, qml.StatePrep):
+        op = qml.StatePrep(op.data[0], wires=op.wires)
+    return tape.copy(operations=[op, *ops])
+
+
+def parameter_owners(tape) -> list:
+    """For each entry of ``tape.get_parameters(trainable_only=False)``, the operator it belongs
+    to: an operation, or the observable of a measurement (``(op, is_measurement)`` pairs)."""
+    owners = []
+    for op in tape.operations:
+        owners.extend((op, False) for _ in op.data)
+    for mp in tape.measurements:
+        if mp.obs is not None:
+            owners.extend((mp.obs, True) for _ in mp.obs.data)
+    return owners
+
+
 def _pauli_sentence_of(obs, wire_order) -> PauliSentence:
     sentence = obs.pauli_rep
     if sentence is not None:

@@ -226,7 +226,10 @@ class JaxInputTrace:
         holder = {}
 
         def traced_parameters(x_traced):
-            tape = tape_fn(x_traced)
+            # Operations on the other (concrete) arguments are evaluated, not staged, so
+            # Python control flow on a weight (`if w > 0`) works as in a plain QNode.
+            with _jax().ensure_compile_time_eval():
+                tape = tape_fn(x_traced)
             params = tape.get_parameters(trainable_only=False)
             holder["tape"], holder["traced"] = (
                 tape,
