@@ -115,12 +115,26 @@ def _structure_of(tape):
 
 
 def _all_equal(column) -> bool:
-    """Whether the leaves are equal NumPy values or Python numbers (tracers and JAX arrays are
-    compared by identity only: no device round trip, and no loss of a differentiated value)."""
-    if not all(isinstance(leaf, (np.ndarray, np.generic, int, float, complex)) for leaf in column):
+    """Whether the leaves are equal NumPy values, Python numbers or concrete JAX arrays on the
+    CPU (tracers are compared by identity only: no loss of a differentiated value). Equal
+    weights of every coalition then stay one unbroadcast parameter, which devices that expand
+    broadcasts themselves need (qiskit.aer received a list as a template's gate angle)."""
+    if not all(_comparable(leaf) for leaf in column):
         return False
     stacked = np.stack([np.asarray(leaf) for leaf in column])
     return bool((stacked == stacked[0]).all())
+
+
+def _comparable(leaf) -> bool:
+    if isinstance(leaf, (np.ndarray, np.generic, int, float, complex)):
+        return True
+    import jax  # pylint: disable=import-outside-toplevel
+
+    return (
+        isinstance(leaf, jax.Array)
+        and not is_tracer(leaf)
+        and all(device.platform == "cpu" for device in leaf.devices())
+    )
 
 
 def _stacked_leaves(group_leaves, n_operation_leaves):
