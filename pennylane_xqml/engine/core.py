@@ -127,11 +127,14 @@ def _private_arrays(tree):
     return jax.tree_util.tree_map(lambda a: a.copy() if isinstance(a, np.ndarray) else a, tree)
 
 
-def bind_arguments(qnode, args, kwargs, argnums):
+def bind_arguments(model, args, kwargs, argnums):
     """``(args, kwargs, argnum)`` with every argument that can be positional made positional,
-    so an input passed by keyword (``model(x=..., w=...)``) and ``argnums`` given by name work."""
+    so an input passed by keyword (``model(x=..., w=...)``) and ``argnums`` given by name work.
+    ``model``: a QNode (bound by its quantum function's signature) or a function."""
+    func = model.func if isinstance(model, qml.QNode) else model
+    kind = "QNode" if isinstance(model, qml.QNode) else "model"
     try:
-        signature = inspect.signature(qnode.func)
+        signature = inspect.signature(func)
         bound = signature.bind(*args, **kwargs)
     except (TypeError, ValueError) as error:
         if isinstance(argnums, str):
@@ -142,7 +145,7 @@ def bind_arguments(qnode, args, kwargs, argnums):
         names = list(signature.parameters)
         if argnums not in names or names.index(argnums) >= len(args):
             raise ValueError(
-                f"argnums={argnums!r} does not name a positional argument of the QNode "
+                f"argnums={argnums!r} does not name a positional argument of the {kind} "
                 f"(its arguments: {names})."
             )
         argnums = names.index(argnums)

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import threading
 import warnings
 
@@ -47,7 +46,7 @@ import numpy as np
 import pennylane as qml
 from pennylane.measurements import ExpectationMP, ProbabilityMP
 
-from .core import Engine, ModelCall
+from .core import Engine, ModelCall, bind_arguments
 from .dataflow import is_affine_in, outputs_depend_on
 from .encodings import is_complex
 from .inputs import depends_on_autograd, is_jax_value
@@ -182,24 +181,9 @@ class QNodeCall:
 
 
 def bind_function_arguments(func, args, kwargs, argnums):
-    """``(args, kwargs, argnum)`` with every argument of ``func`` that can be positional made
-    positional (so inputs by keyword and ``argnums`` by name work)."""
-    try:
-        signature = inspect.signature(func)
-        bound = signature.bind(*args, **kwargs)
-    except (TypeError, ValueError) as error:
-        if isinstance(argnums, str):
-            raise TypeError(f"argnums={argnums!r} cannot be resolved: {error}") from error
-        return tuple(args), dict(kwargs), argnums
-    args, kwargs = tuple(bound.args), dict(bound.kwargs)
-    if isinstance(argnums, str):
-        names = list(signature.parameters)
-        if argnums not in names or names.index(argnums) >= len(args):
-            raise ValueError(
-                f"argnums={argnums!r} does not name a positional argument of the model "
-                f"(its arguments: {names})."
-            )
-        argnums = names.index(argnums)
+    """``(args, kwargs, argnum)`` bound by ``func``'s signature (:func:`~.core.bind_arguments`),
+    with ``argnum`` checked and made non-negative."""
+    args, kwargs, argnums = bind_arguments(func, args, kwargs, argnums)
     if not -len(args) <= argnums < len(args):
         raise ValueError(
             f"argnums={argnums} does not name an argument of the call ({len(args)} given)."

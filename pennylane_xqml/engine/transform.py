@@ -35,7 +35,7 @@ from .core import GRADIENT_RULES, Engine, ModelCall, bind_arguments
 from .cost import cost_report
 from .encodings import find_amplitude_encoding, output_sentences
 from .execution import shots_of
-from .functions import FunctionCall, FunctionEngine, bind_function_arguments, model_call
+from .functions import FunctionCall, FunctionEngine, model_call
 from .inputs import InputTraceError
 from .plan import Plan, execute_plan
 from .torch_bridge import call_with_torch, constant_options, detached, has_torch
@@ -158,7 +158,7 @@ class Explanation:
     :class:`ExplainedFunction`): build the plan of a call, run it, show and cost its circuits.
 
     Subclasses set ``model`` (what is explained), ``method`` and ``options``, and define
-    :meth:`traced_call` and :meth:`input_of`."""
+    :meth:`traced_call`."""
 
     def traced_call(self, args, kwargs):
         """The traced call (:class:`~.core.ModelCall` or :class:`~.functions.FunctionCall`)."""
@@ -167,7 +167,11 @@ class Explanation:
     def input_of(self, *args, **kwargs):
         """The explained argument of a call, or ``None`` when it cannot be found (the engine
         then raises its own error)."""
-        raise NotImplementedError
+        try:
+            args, _, argnum = bind_arguments(self.model, args, kwargs, self.options.argnums)
+        except (TypeError, ValueError):
+            return None
+        return args[argnum] if -len(args) <= argnum < len(args) else None
 
     def with_method(self, method):
         """This explanation with another method object (a prepared one)."""
@@ -313,13 +317,6 @@ class ExplainedQNode(Explanation, qml.QNode):
     def traced_call(self, args, kwargs):
         return ModelCall(self.qnode, args, kwargs, self.options.argnums)
 
-    def input_of(self, *args, **kwargs):
-        try:
-            args, _, argnum = bind_arguments(self.qnode, args, kwargs, self.options.argnums)
-        except (TypeError, ValueError):
-            return None
-        return args[argnum] if -len(args) <= argnum < len(args) else None
-
     def update(self, **kwargs):
         """This explanation of ``self.qnode.update(**kwargs)`` (a new device, diff_method...)."""
         return ExplainedQNode(self.qnode.update(**kwargs), self.method, self.options)
@@ -361,13 +358,6 @@ class ExplainedFunction(Explanation):
 
     def traced_call(self, args, kwargs):
         return model_call(self.func, args, kwargs, self.options.argnums)
-
-    def input_of(self, *args, **kwargs):
-        try:
-            args, _, argnum = bind_function_arguments(self.func, args, kwargs, self.options.argnums)
-        except (TypeError, ValueError):
-            return None
-        return args[argnum]
 
 
 @Transform.generic_register
