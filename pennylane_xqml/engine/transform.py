@@ -413,7 +413,8 @@ _KEYWORD_ONLY = (
 _SHARED_DOC = """
 The model may also be a function of QNodes (a classifier plus a bias, a ``tanh`` or softmax
 head, several QNodes, a kernel SVM): decorate the function and the explanation is of its
-output, each QNode's circuits run on its own device (an :class:`ExplainedFunction`; see the
+output, each QNode's circuits run on its own device (an
+:class:`~pennylane_xqml.ExplainedFunction`; see the
 *Function models* page of the documentation).
 
 Options every method shares:
