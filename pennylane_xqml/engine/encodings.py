@@ -119,7 +119,7 @@ def as_state_prep(tape, index=0):
     operation acts on its wires, so the move changes nothing: the wires are still ``|0>``).
 
     >>> ops = [qml.RY(0.3, 2), qml.MottonenStatePreparation([0.6, 0.8], wires=[0])]
-    >>> as_state_prep(qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0))])).operations
+    >>> as_state_prep(qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0))]), index=1).operations
     [StatePrep(array([0.6, 0.8]), wires=[0]), RY(0.3, wires=[2])]
     """
     ops = list(tape.operations)
