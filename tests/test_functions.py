@@ -116,7 +116,11 @@ def _shapley_brute_force(model, x, baseline):
     return phi
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize(
+    "name",
+    ["tanh", "kernel_svm"]
+    + [pytest.param(n, marks=pytest.mark.slow) for n in ("softmax", "ensemble")],
+)
 def test_gradient_methods_equal_jax_grad(name):
     model = MODELS[name]
     jac = _jacobian(model, X)
@@ -351,6 +355,7 @@ def test_jit_and_vmap():
     assert_close(batched[1], explained(rows[1], w, b))
 
 
+@pytest.mark.slow
 def test_weight_gradients_equal_central_differences():
     explained = xqml.integrated_gradients(tanh_classifier, n_steps=8)
     x, w, b = _args()
@@ -468,6 +473,7 @@ def test_construct_batch_and_draw_show_every_qnode():
     assert repr(explained).startswith("<ExplainedFunction: saliency")
 
 
+@pytest.mark.slow
 def test_amplitude_model_whose_head_uses_the_input_is_explained_per_input_entry():
     def model(x, w):  # the head uses x itself: attributions per entry of x, through the norm
         return jnp.tanh(amplitude_circuit(x, w)[0]) + 0.1 * x[0]

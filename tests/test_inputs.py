@@ -132,6 +132,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # two fresh processes (about 30 s); the README's full suite runs it
 @pytest.mark.parametrize("x64", [False, True], ids=["float32-process", "x64-process"])
 def test_explanations_leave_the_users_jax_as_they_found_it(x64):
     env = dict(os.environ, JAX_ENABLE_X64="1" if x64 else "0")
