@@ -499,3 +499,13 @@ def test_numpy_amplitude_model_is_explained_in_amplitude_space_like_jax():
     got = xqml.saliency(model_np, abs=False)(XA, WA)
     assert got.shape == (4,)
     assert_close(got, xqml.saliency(model_jax, abs=False)(jnp.asarray(XA), jnp.asarray(WA)))
+
+
+def test_torch_functions_in_the_head_are_refused_with_the_way_out():
+    torch = pytest.importorskip("torch")
+
+    def classifier(x, weights, bias):
+        return torch.tanh(circuit(weights, x) + bias)
+
+    with no_circuit_runs(DEV), pytest.raises(FunctionModelError, match="qml.math"):
+        xqml.saliency(classifier)(torch.tensor(X), torch.tensor(WEIGHTS), BIAS)

@@ -303,8 +303,15 @@ class FunctionCall:
         except FunctionModelError:
             raise
         except (TypeError, ValueError) as error:
+            hint = (
+                " A call with torch tensors runs as the same call with JAX arrays: write the "
+                "model's classical code with qml.math functions or Python operators (they "
+                "dispatch on either), not torch functions."
+                if "Tensor" in str(error)
+                else ""
+            )
             raise FunctionModelError(
-                f"The model could not be run with its QNode calls intercepted: {error}"
+                f"The model could not be run with its QNode calls intercepted: {error}.{hint}"
             ) from error
         self._raw_output = out
         return calls
