@@ -509,3 +509,17 @@ def test_torch_functions_in_the_head_are_refused_with_the_way_out():
 
     with no_circuit_runs(DEV), pytest.raises(FunctionModelError, match="qml.math"):
         xqml.saliency(classifier)(torch.tensor(X), torch.tensor(WEIGHTS), BIAS)
+
+
+def test_head_with_python_control_flow_on_a_qnode_output():
+    def model(x, weights, bias):  # a ReLU written with Python's max, as users do
+        q = circuit(weights, x)
+        return max(q, 0.0) + 0.5 * q + bias
+
+    x, w, b = _args()
+    assert_close(xqml.saliency(model, abs=False)(x, w, b), jax.grad(model)(x, w, b))
+    baseline = np.array([0.2, 0.1])
+    assert_close(
+        xqml.shapley_values(model, baselines=baseline)(x, w, b),
+        _shapley_brute_force(model, X, baseline)[0],
+    )

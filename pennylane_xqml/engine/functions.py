@@ -578,9 +578,19 @@ class _JaxCalculus:
 
     @staticmethod
     def map(fn, *arrays):
+        """``fn`` over the leading axis: ``jax.vmap``, or one point at a time for a head with
+        Python control flow on the QNodes' outputs (``max(q, 0)``), which ``vmap`` cannot
+        trace but concrete values can run (under ``jax.jit`` it fails as the plain model
+        does)."""
         import jax  # pylint: disable=import-outside-toplevel
 
-        return jax.vmap(fn)(*arrays)
+        try:
+            return jax.vmap(fn)(*arrays)
+        except jax.errors.ConcretizationTypeError:
+            if any(qml.math.is_abstract(a) for a in arrays):
+                raise
+            n = qml.math.shape(arrays[0])[0]
+            return qml.math.stack([fn(*[a[i] for a in arrays]) for i in range(n)])
 
 
 class _AutogradCalculus:
