@@ -80,6 +80,13 @@ MODELS = {
     "kernel_svm": kernel_svm,
     "ensemble": ensemble,
 }
+
+
+def _models(fast):
+    """The model names, those not in ``fast`` in the slow tier."""
+    return [n if n in fast else pytest.param(n, marks=pytest.mark.slow) for n in MODELS]
+
+
 X = np.array([0.3, -0.7])
 WEIGHTS = np.array([[0.2, 0.5]])
 BIAS = 0.1
@@ -116,11 +123,7 @@ def _shapley_brute_force(model, x, baseline):
     return phi
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["tanh", "kernel_svm"]
-    + [pytest.param(n, marks=pytest.mark.slow) for n in ("softmax", "ensemble")],
-)
+@pytest.mark.parametrize("name", _models(fast=("tanh", "kernel_svm")))
 def test_gradient_methods_equal_jax_grad(name):
     model = MODELS[name]
     jac = _jacobian(model, X)
@@ -130,9 +133,7 @@ def test_gradient_methods_equal_jax_grad(name):
     assert_close(ixg, _squeeze(jac * X, model))
 
 
-@pytest.mark.parametrize(
-    "name", ["tanh"] + [pytest.param(n, marks=pytest.mark.slow) for n in list(MODELS)[1:]]
-)
+@pytest.mark.parametrize("name", _models(fast=("tanh",)))
 def test_integrated_gradients_equal_quadrature(name):
     model = MODELS[name]
     nodes, weights = np.polynomial.legendre.leggauss(64)
@@ -145,11 +146,7 @@ def test_integrated_gradients_equal_quadrature(name):
     assert_close(jnp.abs(delta), jnp.zeros_like(delta), atol64=1e-9)
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["tanh", "kernel_svm"]
-    + [pytest.param(n, marks=pytest.mark.slow) for n in ("softmax", "ensemble")],
-)
+@pytest.mark.parametrize("name", _models(fast=("tanh", "kernel_svm")))
 def test_perturbation_methods_equal_brute_force(name):
     model = MODELS[name]
     baseline = np.array([0.2, 0.1])

@@ -191,10 +191,9 @@ def bind_function_arguments(func, args, kwargs, argnums):
     return args, kwargs, argnums % len(args)
 
 
-def _placeholder(call, like):
-    """A QNode output of the right structure (values 0.25: no division by zero in a head)."""
-    flat = qml.math.full((call.size,), 0.25, like=like)
-    return call.value(flat)
+def _placeholder(call, like, fill=0.25):
+    """A QNode output of the right structure (default 0.25: no division by zero in a head)."""
+    return call.value(qml.math.full((call.size,), fill, like=like))
 
 
 def _framework(x):
@@ -229,18 +228,15 @@ class FunctionCall:
         check_finite(x, "The input")
         self.x = x
         self.shape = tuple(qml.math.shape(x))
-        self.framework = (
-            _framework(x)
-            if not any(is_jax_value(leaf) for leaf in leaves((args, kwargs)))
-            else "jax"
-        )
-        self.calls = self._record()
+        jax_call = any(is_jax_value(leaf) for leaf in leaves((args, kwargs)))
+        self.framework = "jax" if jax_call else "numpy"
+        self.calls, output = self._record()
         if not self.calls:
             raise FunctionModelError(
                 "The model calls no QNode: there is nothing quantum to explain. Decorate a "
                 "qml.QNode (not its quantum function), or a function that calls QNodes."
             )
-        self.output_shape = self._output_shape()
+        self.output_shape = _output_shape(output)
         self._check_not_sequential()
         with warnings.catch_warnings():  # a QNode the input misses: checked for the model below
             warnings.filterwarnings("ignore", "No gate parameter of the circuit depends")
@@ -295,7 +291,7 @@ class FunctionCall:
         def handler(qnode, call_args, call_kwargs):
             call = QNodeCall(len(calls), qnode, call_args, call_kwargs)
             calls.append(call)
-            return _placeholder(call, like=self._like())
+            return _placeholder(call, like=self.framework)
 
         try:
             with intercepting(handler):
@@ -313,20 +309,7 @@ class FunctionCall:
             raise FunctionModelError(
                 f"The model could not be run with its QNode calls intercepted: {error}.{hint}"
             ) from error
-        self._raw_output = out
-        return calls
-
-    def _like(self):
-        return "jax" if self.framework == "jax" else "numpy"
-
-    def _output_shape(self):
-        out = self._raw_output
-        flat = _flat_leaves(out)
-        if not flat:
-            raise FunctionModelError("The model returns nothing to explain.")
-        if len(flat) == 1 and not isinstance(out, (tuple, list)):
-            return tuple(qml.math.shape(out))
-        return (sum(int(np.prod(qml.math.shape(v))) for v in flat),)
+        return calls, out
 
     @property
     def n_outputs(self):
@@ -415,7 +398,7 @@ class FunctionCall:
                 seen = recorded[-1]
                 call = self.calls[len(seen)]
                 seen.append((call_args, call_kwargs))
-                return call.value(qml.math.full((call.size,), fill, like=self._like()))
+                return _placeholder(call, like=self.framework, fill=fill)
 
             recorded.append([])
             with intercepting(handler):
@@ -434,11 +417,14 @@ class FunctionCall:
                         "explained with each QNode as a function of the model's input only."
                     )
 
+    def _placeholder_outputs(self):
+        return [np.full(c.size, 0.25) for c in self.calls]
+
     @functools.cached_property
     def head_uses_input(self):
         """Whether the head uses the input other than through the QNodes: read off the jaxpr,
         or followed by autograd for a head JAX cannot trace (``pennylane.numpy``)."""
-        qvalues = [np.full(c.size, 0.25) for c in self.calls]
+        qvalues = self._placeholder_outputs()
         x = self.x
         if qml.math.is_abstract(x):
             import jax  # pylint: disable=import-outside-toplevel
@@ -458,7 +444,7 @@ class FunctionCall:
     def head_is_affine(self):
         """Whether the head is affine in the QNodes' outputs and does not use the input (read
         off the jaxpr; a head JAX cannot trace is not folded)."""
-        qvalues = [np.full(c.size, 0.25) for c in self.calls]
+        qvalues = self._placeholder_outputs()
         if self.head_uses_input:
             return False
         try:
@@ -478,7 +464,7 @@ class FunctionCall:
         return "input"
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("calls", "sub_calls", "space", "_raw_output", "x"):
+        if name.startswith("__") or name in ("calls", "sub_calls", "space", "x"):
             raise AttributeError(name)
         raise NotAQNodeError(
             f"This method needs the circuit of one QNode ({name!r}), and the model is a function "
@@ -487,6 +473,16 @@ class FunctionCall:
             "smoothgrad, feature_ablation, shapley_values, shapley_value_sampling, kernel_shap "
             "or lime, or explain the QNode itself."
         )
+
+
+def _output_shape(out):
+    """The shape of the model's output: an array's own, or ``(K,)`` for a tuple of outputs."""
+    flat = _flat_leaves(out)
+    if not flat:
+        raise FunctionModelError("The model returns nothing to explain.")
+    if len(flat) == 1 and not isinstance(out, (tuple, list)):
+        return tuple(qml.math.shape(out))
+    return (sum(int(np.prod(qml.math.shape(v))) for v in flat),)
 
 
 def _flat_leaves(out):
