@@ -73,16 +73,9 @@ def concrete_tapes(tapes):
     params = [tape.get_parameters(trainable_only=False) for tape in tapes]
     if any(is_tracer(p) for ps in params for p in ps):
         return list(tapes)
-    bound = [
+    return [
         tape.bind_new_parameters([np.asarray(p) for p in ps], list(range(len(ps))))
         for tape, ps in zip(tapes, params)
-    ]
-    # a broadcast tape's operators are rebuilt so each computes its batch size anew from the
-    # NumPy parameters (a stale one hid the broadcast from devices that expand it: qiskit.aer
-    # received a list as a gate angle)
-    return [
-        rebuilt_operators(new) if old.batch_size is not None else new
-        for old, new in zip(tapes, bound)
     ]
 
 
@@ -333,9 +326,9 @@ def execute_batch(tapes, device, diff_method="best", interface="auto", broadcast
     if not tapes:
         return ()
     interface = resolve_interface(tapes, interface)
+    # an eager call's tapes come back with NumPy parameters: not differentiated, they are
+    # simulated (and post-processed) in NumPy
     executed, gather, eager = executed_batch(tapes, device, diff_method, broadcast)
-    if eager:  # not differentiated: simulate (and post-process) in NumPy
-        executed = concrete_tapes(executed)
     if eager or not _traced(tapes):  # nothing to differentiate: no gradient configuration
         diff_method = None  # (lightning's adjoint one returned wrong shapes for broadcast tapes)
     return gather(qml.execute(executed, device, diff_method=diff_method, interface=interface))
